@@ -1,0 +1,265 @@
+"""The four storage ports over plain dicts, with the same semantics as the SQL stores."""
+
+from __future__ import annotations
+
+import builtins
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import TypeVar
+from uuid import UUID
+
+from tam.domain.model import (
+    Company,
+    Contact,
+    Job,
+    JobStatus,
+    NewCompany,
+    NotFound,
+    Progress,
+    Project,
+    QualificationStatus,
+    Usage,
+)
+from tam.ports.providers import LinkedinCheck
+from tam.ports.storage import CompanyPage, ContactPage, ContactStats, ImportResult
+
+T = TypeVar("T")
+
+
+@dataclass
+class MemoryDatabase:
+    projects: dict[UUID, Project] = field(default_factory=dict)
+    companies: dict[UUID, Company] = field(default_factory=dict)
+    contacts: dict[UUID, Contact] = field(default_factory=dict)
+    jobs: dict[UUID, Job] = field(default_factory=dict)
+
+    def project_companies(self, project_id: UUID) -> list[Company]:
+        return [c for c in self.companies.values() if c.project_id == project_id]
+
+
+def _get(table: Mapping[UUID, T], key: UUID, what: str) -> T:
+    try:
+        return table[key]
+    except KeyError:
+        raise NotFound(f"{what} {key} not found") from None
+
+
+class MemoryProjectRepo:
+    def __init__(self, db: MemoryDatabase) -> None:
+        self._db = db
+
+    async def add(self, project: Project) -> Project:
+        stored = project if project.created_at else replace(project, created_at=_now())
+        self._db.projects.setdefault(project.id, stored)
+        return self._db.projects[project.id]
+
+    async def get(self, project_id: UUID) -> Project:
+        return _get(self._db.projects, project_id, "project")
+
+    async def list(self) -> list[Project]:
+        return sorted(self._db.projects.values(), key=lambda p: p.created_at or _now())
+
+
+class MemoryCompanyRepo:
+    def __init__(self, db: MemoryDatabase) -> None:
+        self._db = db
+
+    async def add_many(self, project_id: UUID, companies: Sequence[NewCompany]) -> ImportResult:
+        known = {c.domain for c in self._db.project_companies(project_id)}
+        inserted = 0
+        for new in companies:
+            if new.domain in known:
+                continue
+            known.add(new.domain)
+            company = Company.create(project_id, new, at=_now())
+            self._db.companies[company.id] = company
+            inserted += 1
+        return ImportResult(inserted=inserted, skipped=len(companies) - inserted)
+
+    async def pending_qualification(self, project_id: UUID) -> list[Company]:
+        return self._where(project_id, lambda c: c.qualification_status is QualificationStatus.PENDING)
+
+    async def needing_contacts(self, project_id: UUID) -> list[Company]:
+        return self._where(
+            project_id,
+            lambda c: (
+                c.qualification_status is QualificationStatus.QUALIFIED
+                and bool(c.domain)
+                and c.contacts_searched_at is None
+            ),
+        )
+
+    async def get_many(self, company_ids: Sequence[UUID]) -> list[Company]:
+        return [self._db.companies[i] for i in company_ids if i in self._db.companies]
+
+    async def record_qualification(
+        self, company_id: UUID, status: QualificationStatus, reason: str, at: datetime
+    ) -> None:
+        company = _get(self._db.companies, company_id, "company")
+        self._db.companies[company_id] = replace(
+            company, qualification_status=status, qualification_reason=reason, qualified_at=at
+        )
+
+    async def list(
+        self, project_id: UUID, status: QualificationStatus | None = None, limit: int = 100, offset: int = 0
+    ) -> CompanyPage:
+        rows = self._where(project_id, lambda c: status is None or c.qualification_status is status)
+        return CompanyPage(tuple(rows[offset : offset + limit]), len(rows))
+
+    async def count_by_status(self, project_id: UUID) -> Mapping[QualificationStatus, int]:
+        counts = dict.fromkeys(QualificationStatus, 0)
+        for c in self._db.project_companies(project_id):
+            counts[c.qualification_status] += 1
+        return counts
+
+    def _where(self, project_id: UUID, keep: object) -> builtins.list[Company]:
+        rows = [c for c in self._db.project_companies(project_id) if keep(c)]  # type: ignore[operator]
+        return sorted(rows, key=lambda c: (c.created_at or _now(), c.domain))
+
+
+class MemoryContactRepo:
+    def __init__(self, db: MemoryDatabase) -> None:
+        self._db = db
+
+    async def record_company_contacts(
+        self, company: Company, contacts: Sequence[Contact], searched_at: datetime
+    ) -> int:
+        stored = _get(self._db.companies, company.id, "company")
+        existing = [c for c in self._db.contacts.values() if c.project_id == company.project_id]
+        urls = {c.linkedin_url.lower() for c in existing if c.linkedin_url}
+        people = {(c.company_id, c.person_key) for c in existing}
+        inserted = 0
+        for contact in contacts:
+            url = contact.linkedin_url.lower() if contact.linkedin_url else None
+            if (url and url in urls) or (contact.company_id, contact.person_key) in people:
+                continue
+            if url:
+                urls.add(url)
+            people.add((contact.company_id, contact.person_key))
+            self._db.contacts[contact.id] = replace(contact, created_at=contact.created_at or _now())
+            inserted += 1
+        if stored.contacts_searched_at is None:
+            self._db.companies[company.id] = replace(stored, contacts_searched_at=searched_at)
+        return inserted
+
+    async def unchecked_linkedin(self, project_id: UUID) -> list[Contact]:
+        return sorted(
+            (
+                c
+                for c in self._db.contacts.values()
+                if c.project_id == project_id and c.linkedin_url and c.linkedin_checked_at is None
+            ),
+            key=lambda c: (c.created_at or _now(), c.full_name),
+        )
+
+    async def record_linkedin(self, checks: Sequence[LinkedinCheck], at: datetime) -> None:
+        for check in checks:
+            contact = _get(self._db.contacts, check.contact_id, "contact")
+            self._db.contacts[check.contact_id] = replace(
+                contact, linkedin_active=check.active, linkedin_detail=check.detail, linkedin_checked_at=at
+            )
+
+    async def list(self, project_id: UUID, limit: int = 100, offset: int = 0) -> ContactPage:
+        rows = sorted(
+            (c for c in self._db.contacts.values() if c.project_id == project_id),
+            key=lambda c: (c.created_at or _now(), c.full_name),
+        )
+        return ContactPage(tuple(rows[offset : offset + limit]), len(rows))
+
+    async def stats(self, project_id: UUID) -> ContactStats:
+        rows = [c for c in self._db.contacts.values() if c.project_id == project_id]
+        return ContactStats(
+            total=len(rows),
+            with_email=sum(1 for c in rows if c.email),
+            linkedin_active=sum(1 for c in rows if c.linkedin_active is True),
+            linkedin_inactive=sum(1 for c in rows if c.linkedin_active is False),
+        )
+
+
+class MemoryJobRepo:
+    def __init__(self, db: MemoryDatabase) -> None:
+        self._db = db
+
+    async def add(self, job: Job) -> Job:
+        now = _now()
+        stored = replace(job, created_at=job.created_at or now, updated_at=now)
+        self._db.jobs.setdefault(job.id, stored)
+        return self._db.jobs[job.id]
+
+    async def get(self, job_id: UUID) -> Job:
+        return _get(self._db.jobs, job_id, "job")
+
+    async def list(self, project_id: UUID | None = None) -> list[Job]:
+        jobs = [j for j in self._db.jobs.values() if project_id is None or j.project_id == project_id]
+        return sorted(jobs, key=lambda j: j.created_at or _now(), reverse=True)
+
+    async def start(self, job_id: UUID, at: datetime) -> Job:
+        job = await self.get(job_id)
+        if job.status.finished:
+            return job
+        return self._put(
+            replace(
+                job,
+                status=JobStatus.RUNNING,
+                attempts=job.attempts + 1,
+                started_at=job.started_at or at,
+                heartbeat_at=at,
+                updated_at=at,
+            )
+        )
+
+    async def save_progress(self, job_id: UUID, progress: Progress, usage: Usage, at: datetime) -> None:
+        job = await self.get(job_id)
+        self._put(
+            replace(
+                job,
+                progress=max(job.progress, progress.percent),
+                items_total=progress.items_total,
+                items_done=progress.items_done,
+                items_failed=progress.items_failed,
+                message=progress.message,
+                usage=usage,
+                heartbeat_at=at,
+                updated_at=at,
+            )
+        )
+
+    async def finish(
+        self, job_id: UUID, status: JobStatus, message: str | None, error: str | None, at: datetime
+    ) -> Job:
+        job = await self.get(job_id)
+        if job.status.finished:
+            return job
+        return self._put(
+            replace(
+                job,
+                status=status,
+                progress=100 if status is JobStatus.COMPLETED else job.progress,
+                message=message if message is not None else job.message,
+                error=error,
+                finished_at=at,
+                updated_at=at,
+            )
+        )
+
+    async def claim_task(self, job_id: UUID, task_id: str) -> str:
+        job = await self.get(job_id)
+        if job.task_id is None:
+            job = self._put(replace(job, task_id=task_id))
+        assert job.task_id is not None
+        return job.task_id
+
+    async def cancel(self, job_id: UUID, at: datetime) -> Job:
+        job = await self.get(job_id)
+        if job.status.finished:
+            return job
+        return self._put(replace(job, status=JobStatus.CANCELLED, finished_at=at, updated_at=at))
+
+    def _put(self, job: Job) -> Job:
+        self._db.jobs[job.id] = job
+        return job
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)

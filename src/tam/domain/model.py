@@ -1,0 +1,295 @@
+"""Entities, value objects and the TamError hierarchy. Pure: no I/O."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from uuid import UUID, uuid4
+
+
+class JobType(enum.StrEnum):
+    SOURCE_COMPANIES = "sourceCompanies"
+    QUALIFY = "qualify"
+    FIND_CONTACTS = "findContacts"
+    CHECK_LINKEDIN = "checkLinkedin"
+    REFINE_DISCOLIKE = "refineDiscolike"
+
+    @classmethod
+    def parse(cls, text: str) -> JobType:
+        """Accept the camelCase name or its snake_case spelling (`find_contacts`)."""
+        wanted = text.replace("_", "").lower()
+        for member in cls:
+            if member.value.lower() == wanted:
+                return member
+        raise InvalidInput(f"unknown jobType {text!r}; expected one of {', '.join(m.value for m in cls)}")
+
+    @property
+    def snake(self) -> str:
+        return "".join("_" + c.lower() if c.isupper() else c for c in self.value)
+
+
+class JobStatus(enum.StrEnum):
+    PENDING = "pending"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def finished(self) -> bool:
+        return self in (JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED)
+
+
+class QualificationStatus(enum.StrEnum):
+    PENDING = "pending"
+    QUALIFIED = "qualified"
+    DISQUALIFIED = "disqualified"
+    ERROR = "error"
+
+
+class EmailStatus(enum.StrEnum):
+    VERIFIED = "verified"
+    UNVERIFIED = "unverified"
+    NOT_FOUND = "not_found"
+
+
+class CompanySourceKind(enum.StrEnum):
+    IMPORT = "import"
+    DISCOLIKE = "discolike"
+    DISCOLIKE_REFINE = "discolike_refine"
+    SANDBOX = "sandbox"
+
+
+class Provider(enum.StrEnum):
+    """Keys of the per-provider concurrency limits."""
+
+    CLAUDE = "claude"
+    PROSPEO_SEARCH = "prospeo_search"
+    PROSPEO_ENRICH = "prospeo_enrich"
+    BRIGHTDATA = "brightdata"
+    DISCOLIKE = "discolike"
+
+
+def new_id() -> UUID:
+    return uuid4()
+
+
+@dataclass(frozen=True, slots=True)
+class Project:
+    name: str
+    icp: str
+    id: UUID = field(default_factory=new_id)
+    target_titles: tuple[str, ...] = ()
+    target_seniorities: tuple[str, ...] = ()
+    countries: tuple[str, ...] = ()
+    employee_range: str | None = None
+    max_contacts_per_company: int = 3
+    created_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class NewCompany:
+    """A company about to be added; `domain` is already normalised."""
+
+    name: str
+    domain: str
+    source: CompanySourceKind = CompanySourceKind.IMPORT
+    description: str | None = None
+    country: str | None = None
+    employee_range: str | None = None
+    linkedin_url: str | None = None
+    similarity: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Company:
+    id: UUID
+    project_id: UUID
+    name: str
+    domain: str
+    source: CompanySourceKind = CompanySourceKind.IMPORT
+    description: str | None = None
+    country: str | None = None
+    employee_range: str | None = None
+    linkedin_url: str | None = None
+    similarity: float | None = None
+    qualification_status: QualificationStatus = QualificationStatus.PENDING
+    qualification_reason: str | None = None
+    qualified_at: datetime | None = None
+    contacts_searched_at: datetime | None = None
+    created_at: datetime | None = None
+
+    @classmethod
+    def create(cls, project_id: UUID, new: NewCompany, *, at: datetime | None = None) -> Company:
+        return cls(
+            id=new_id(),
+            project_id=project_id,
+            name=new.name,
+            domain=new.domain,
+            source=new.source,
+            description=new.description,
+            country=new.country,
+            employee_range=new.employee_range,
+            linkedin_url=new.linkedin_url,
+            similarity=new.similarity,
+            created_at=at,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Person:
+    """Someone a person search found; `provider_person_id` feeds the email lookup."""
+
+    full_name: str
+    provider_person_id: str | None = None
+    first_name: str | None = None
+    last_name: str | None = None
+    title: str | None = None
+    linkedin_url: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Contact:
+    id: UUID
+    project_id: UUID
+    company_id: UUID
+    full_name: str
+    first_name: str | None = None
+    last_name: str | None = None
+    title: str | None = None
+    linkedin_url: str | None = None
+    email: str | None = None
+    email_status: EmailStatus | None = None
+    provider_person_id: str | None = None
+    linkedin_active: bool | None = None
+    linkedin_checked_at: datetime | None = None
+    linkedin_detail: str | None = None
+    created_at: datetime | None = None
+
+    @property
+    def person_key(self) -> str:
+        """What makes two contacts the same person at one company."""
+        return person_key(self.linkedin_url, self.provider_person_id, self.full_name)
+
+
+def person_key(linkedin_url: str | None, provider_person_id: str | None, full_name: str) -> str:
+    if linkedin_url:
+        return "li:" + linkedin_url.lower().rstrip("/")
+    if provider_person_id:
+        return "pid:" + provider_person_id
+    return "name:" + " ".join(full_name.lower().split())
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """Metered provider usage, summed per job (tokens, credits, records)."""
+
+    counts: Mapping[str, int] = field(default_factory=dict)
+
+    def __add__(self, other: Usage) -> Usage:
+        merged = dict(self.counts)
+        for key, value in other.counts.items():
+            merged[key] = merged.get(key, 0) + value
+        return Usage(merged)
+
+    def __bool__(self) -> bool:
+        return any(self.counts.values())
+
+    @classmethod
+    def of(cls, **counts: int) -> Usage:
+        return cls({k: v for k, v in counts.items() if v})
+
+
+NO_USAGE = Usage()
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    project_id: UUID
+    job_type: JobType
+    id: UUID = field(default_factory=new_id)
+    status: JobStatus = JobStatus.PENDING
+    progress: int = 0
+    items_total: int = 0
+    items_done: int = 0
+    items_failed: int = 0
+    message: str | None = None
+    error: str | None = None
+    task_id: str | None = None
+    attempts: int = 0
+    usage: Usage = NO_USAGE
+    created_at: datetime | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    heartbeat_at: datetime | None = None
+    updated_at: datetime | None = None
+
+    def with_(self, **changes: object) -> Job:
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True, slots=True)
+class Progress:
+    """A snapshot of a running job, as written to tam_job_queue."""
+
+    items_total: int
+    items_done: int
+    items_failed: int
+    message: str
+
+    @property
+    def percent(self) -> int:
+        if self.items_total <= 0:
+            return 0
+        return min(100, (self.items_done + self.items_failed) * 100 // self.items_total)
+
+
+# --- errors -------------------------------------------------------------------------------------
+
+
+class TamError(Exception):
+    """Root of every error tam raises on purpose; the message is safe to show a user."""
+
+
+class InvalidInput(TamError):
+    """The caller sent something unusable (bad domain, unknown job type, ...)."""
+
+
+class NotFound(TamError):
+    pass
+
+
+class Conflict(TamError):
+    """The request contradicts the stored state (job of another project, already finished)."""
+
+
+class ProviderError(TamError):
+    def __init__(self, provider: str, message: str) -> None:
+        super().__init__(message)
+        self.provider = provider
+
+
+class TransientProviderError(ProviderError):
+    """429, 529, 5xx, timeouts: try again later; never an item failure on its own."""
+
+    def __init__(self, provider: str, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(provider, message)
+        self.retry_after = retry_after
+
+
+class PermanentItemError(ProviderError):
+    """This item cannot be processed (bad input, malformed answer); the job goes on."""
+
+
+class CredentialError(ProviderError):
+    """401/403/no credits: the job fails at once; `setting` names the variable to fix."""
+
+    def __init__(self, provider: str, message: str, *, setting: str) -> None:
+        super().__init__(provider, message)
+        self.setting = setting
+
+
+class ProviderOutage(ProviderError):
+    """Too many consecutive transient failures: the job fails, unfinished items stay for a retry."""

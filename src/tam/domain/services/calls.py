@@ -1,0 +1,99 @@
+"""One provider call under a concurrency slot, retried on transient errors, watched for outages."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TypeVar
+
+from tam.domain.model import PermanentItemError, ProviderOutage, TransientProviderError
+from tam.ports.runtime import Clock, ConcurrencyLimiter
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    max_attempts: int = 8
+    base_delay: float = 0.5
+    max_delay: float = 30.0
+    max_retry_after: float = 60.0
+    # An outage is this many transient failures in a row with no success for `outage_window` s.
+    outage_after: int = 10
+    outage_window: float = 20.0
+
+
+class Stopped(Exception):
+    """The job was cancelled or failed while this call waited; the item stays unfinished."""
+
+
+class ProviderCalls:
+    """Shared by every worker of one job run, so the outage streak spans the whole job."""
+
+    def __init__(
+        self,
+        limiter: ConcurrencyLimiter,
+        clock: Clock,
+        policy: RetryPolicy,
+        stop: asyncio.Event,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._limiter = limiter
+        self._clock = clock
+        self._policy = policy
+        self._stop = stop
+        self._rng = rng or random.Random()
+        self._streak: dict[str, int] = {}
+        self._last_success: dict[str, float] = {}
+        self.transient_errors = 0
+
+    async def call(self, provider: str, fn: Callable[[], Awaitable[T]]) -> T:
+        attempt = 0
+        while True:
+            if self._stop.is_set():
+                raise Stopped
+            attempt += 1
+            try:
+                async with self._limiter.slot(provider):
+                    result = await fn()
+            except TransientProviderError as exc:
+                self._on_transient(provider, exc)
+                if attempt >= self._policy.max_attempts:
+                    raise PermanentItemError(provider, f"gave up after {attempt} attempts: {exc}") from exc
+                await self._pause(self._delay(attempt, exc.retry_after))
+                continue
+            self._streak[provider] = 0
+            self._last_success[provider] = self._clock.monotonic()
+            return result
+
+    def _on_transient(self, provider: str, exc: TransientProviderError) -> None:
+        self.transient_errors += 1
+        now = self._clock.monotonic()
+        self._last_success.setdefault(provider, now)
+        streak = self._streak[provider] = self._streak.get(provider, 0) + 1
+        quiet_for = now - self._last_success[provider]
+        if streak >= self._policy.outage_after and quiet_for >= self._policy.outage_window:
+            raise ProviderOutage(
+                provider,
+                f"{provider} looks unavailable: {streak} transient errors in a row over "
+                f"{quiet_for:.0f} s (last: {exc})",
+            ) from exc
+
+    def _delay(self, attempt: int, retry_after: float | None) -> float:
+        if retry_after is not None:
+            return min(max(retry_after, 0.0), self._policy.max_retry_after)
+        ceiling = min(self._policy.max_delay, self._policy.base_delay * 2.0 ** (attempt - 1))
+        return ceiling / 2 + self._rng.uniform(0, ceiling / 2)  # jitter keeps workers apart
+
+    async def _pause(self, seconds: float) -> None:
+        sleeper = asyncio.ensure_future(self._clock.sleep(seconds))
+        stopper = asyncio.ensure_future(self._stop.wait())
+        try:
+            await asyncio.wait({sleeper, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            sleeper.cancel()
+            stopper.cancel()
+        if self._stop.is_set():
+            raise Stopped

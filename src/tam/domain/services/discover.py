@@ -1,0 +1,83 @@
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from tam.domain.model import Job, Project, Provider, QualificationStatus
+from tam.domain.services.calls import ProviderCalls
+from tam.domain.services.step import Outcome, Totals
+from tam.ports.providers import CompanySource, DiscoveryQuery
+from tam.ports.storage import CompanyRepo
+
+MAX_SEEDS = 10
+
+
+class _Discover:
+    """One discovery call whose companies are added to the project (known domains skipped)."""
+
+    noun = "searches"
+    verb = "Ran"
+
+    def __init__(self, companies: CompanyRepo, source: CompanySource, max_records: int = 100) -> None:
+        self._companies = companies
+        self._source = source
+        self._max_records = max_records
+
+    def workers(self) -> int:
+        return 1
+
+    async def query(self, project: Project) -> DiscoveryQuery | None:
+        raise NotImplementedError
+
+    async def plan(self, project: Project, job: Job) -> Sequence[DiscoveryQuery]:
+        if job.items_done + job.items_failed > 0:  # an earlier attempt already stored its answer
+            return []
+        query = await self.query(project)
+        return [query] if query else []
+
+    def weight(self, item: DiscoveryQuery) -> int:
+        return 1
+
+    async def process(self, project: Project, item: DiscoveryQuery, calls: ProviderCalls) -> Outcome:
+        found = await calls.call(Provider.DISCOLIKE, lambda: self._source.discover(item))
+        result = await self._companies.add_many(project.id, found.companies)
+        return Outcome(usage=found.usage, tally={"added": result.inserted, "skipped": result.skipped})
+
+    async def fail(self, project: Project, item: DiscoveryQuery, reason: str) -> None:
+        """Nothing stored: the job's error says what went wrong."""
+
+    def summary(self, totals: Totals) -> str:
+        if totals.failed:
+            return "The company search failed"
+        added, skipped = totals.tally.get("added", 0), totals.tally.get("skipped", 0)
+        return f"Added {added} new companies ({skipped} already in the project)"
+
+
+class SourceCompanies(_Discover):
+    async def query(self, project: Project) -> DiscoveryQuery | None:
+        return DiscoveryQuery(
+            icp_text=project.icp,
+            countries=project.countries,
+            employee_range=project.employee_range,
+            max_records=self._max_records,
+        )
+
+
+class RefineDiscolike(_Discover):
+    """Lookalikes of up to ten qualified companies; new ones arrive as pending."""
+
+    async def query(self, project: Project) -> DiscoveryQuery | None:
+        page = await self._companies.list(project.id, QualificationStatus.QUALIFIED, limit=MAX_SEEDS)
+        if not page.items:
+            return None
+        return DiscoveryQuery(
+            icp_text=project.icp,
+            countries=project.countries,
+            employee_range=project.employee_range,
+            seed_domains=tuple(c.domain for c in page.items),
+            max_records=self._max_records,
+        )
+
+    def summary(self, totals: Totals) -> str:
+        if totals.total == 0:
+            return "No qualified companies to seed lookalikes yet; run qualify first"
+        return super().summary(totals)

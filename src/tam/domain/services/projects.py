@@ -1,0 +1,51 @@
+"""Use cases around projects that the API and CLI share."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from uuid import UUID
+
+from tam.domain.domains import normalise_domain
+from tam.domain.model import CompanySourceKind, InvalidInput, NewCompany
+from tam.ports.storage import CompanyRepo, ImportResult
+
+
+@dataclass(frozen=True, slots=True)
+class CompanyRow:
+    """A company as a user gave it: the domain may be a URL, have `www.`, or be unusable."""
+
+    name: str
+    domain: str | None
+    description: str | None = None
+    country: str | None = None
+    employee_range: str | None = None
+    linkedin_url: str | None = None
+
+
+class ImportCompanies:
+    def __init__(self, companies: CompanyRepo) -> None:
+        self._companies = companies
+
+    async def __call__(self, project_id: UUID, rows: Sequence[CompanyRow]) -> ImportResult:
+        accepted: list[NewCompany] = []
+        rejected: list[tuple[str, str]] = []
+        for row in rows:
+            try:
+                domain = normalise_domain(row.domain)
+            except InvalidInput as exc:
+                rejected.append((row.domain or "", str(exc)))
+                continue
+            accepted.append(
+                NewCompany(
+                    name=row.name.strip() or domain,
+                    domain=domain,
+                    source=CompanySourceKind.IMPORT,
+                    description=row.description,
+                    country=row.country.upper() if row.country else None,
+                    employee_range=row.employee_range,
+                    linkedin_url=row.linkedin_url,
+                )
+            )
+        result = await self._companies.add_many(project_id, accepted)
+        return replace(result, rejected=tuple(rejected))

@@ -1,0 +1,50 @@
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from tam.domain.model import Company, Job, Project, Provider, QualificationStatus
+from tam.domain.services.calls import ProviderCalls
+from tam.domain.services.step import Outcome, Totals
+from tam.ports.providers import LLMQualifier
+from tam.ports.runtime import Clock
+from tam.ports.storage import CompanyRepo
+
+
+class QualifyCompanies:
+    """Asks the LLM about every pending company, one call each."""
+
+    noun = "companies"
+    verb = "Qualified"
+
+    def __init__(self, companies: CompanyRepo, qualifier: LLMQualifier, clock: Clock, workers: int) -> None:
+        self._companies = companies
+        self._qualifier = qualifier
+        self._clock = clock
+        self._workers = workers
+
+    def workers(self) -> int:
+        return self._workers
+
+    async def plan(self, project: Project, job: Job) -> Sequence[Company]:
+        return await self._companies.pending_qualification(project.id)
+
+    def weight(self, item: Company) -> int:
+        return 1
+
+    async def process(self, project: Project, item: Company, calls: ProviderCalls) -> Outcome:
+        verdict = await calls.call(Provider.CLAUDE, lambda: self._qualifier.qualify(project, item))
+        status = QualificationStatus.QUALIFIED if verdict.qualified else QualificationStatus.DISQUALIFIED
+        await self._companies.record_qualification(item.id, status, verdict.reason, self._clock.now())
+        return Outcome(usage=verdict.usage, tally={status.value: 1})
+
+    async def fail(self, project: Project, item: Company, reason: str) -> None:
+        await self._companies.record_qualification(item.id, QualificationStatus.ERROR, reason, self._clock.now())
+
+    def summary(self, totals: Totals) -> str:
+        if totals.total == 0:
+            return "No pending companies to qualify"
+        text = (
+            f"Qualified {totals.done + totals.failed} of {totals.total} companies: "
+            f"{totals.tally.get('qualified', 0)} qualified, {totals.tally.get('disqualified', 0)} disqualified"
+        )
+        return text + (f", {totals.failed} failed" if totals.failed else "")

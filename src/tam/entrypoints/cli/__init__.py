@@ -1,0 +1,26 @@
+"""The `tam` command. Each sub-command lives in its own module and registers itself here."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from tam.domain.model import TamError
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+
+
+def _register() -> None:
+    from tam.entrypoints.cli import demo
+
+    demo.register(app)
+
+
+def main() -> None:
+    _register()
+    try:
+        app()
+    except TamError as exc:
+        print(f"tam: {exc}", file=sys.stderr)
+        raise SystemExit(1) from None

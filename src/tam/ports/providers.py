@@ -1,0 +1,108 @@
+"""Paid provider ports. Each call is one billable request; adapters raise only TamError subclasses:
+
+- TransientProviderError: try again later (429, 529, 5xx, timeout), with `retry_after` when known;
+- PermanentItemError: this item cannot be done (bad input, malformed answer after a retry);
+- CredentialError: the key or account is unusable; the whole job must stop.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+from uuid import UUID
+
+from tam.domain.model import NO_USAGE, Company, EmailStatus, NewCompany, Person, Project, Usage
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    qualified: bool
+    reason: str
+    usage: Usage = NO_USAGE
+
+
+class LLMQualifier(Protocol):
+    async def qualify(self, project: Project, company: Company) -> Verdict:
+        """Decide whether `company` fits the project's ICP. Not idempotent on the provider's bill."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class DiscoveryQuery:
+    icp_text: str
+    countries: tuple[str, ...] = ()
+    employee_range: str | None = None
+    seed_domains: tuple[str, ...] = ()
+    exclude_domains: tuple[str, ...] = ()
+    max_records: int = 100
+
+
+@dataclass(frozen=True, slots=True)
+class Discovery:
+    companies: tuple[NewCompany, ...]
+    usage: Usage = NO_USAGE
+
+
+class CompanySource(Protocol):
+    async def discover(self, query: DiscoveryQuery) -> Discovery:
+        """Companies matching the ICP (or like the seeds), domains normalised, source set."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class PeopleFound:
+    people: tuple[Person, ...]
+    usage: Usage = NO_USAGE
+
+
+class PersonSearch(Protocol):
+    async def search(self, project: Project, company: Company, limit: int) -> PeopleFound:
+        """At most `limit` people at `company` matching the project's titles and seniorities.
+        Nothing found is an empty result, not an error."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class EmailFound:
+    email: str | None
+    status: EmailStatus
+    usage: Usage = NO_USAGE
+
+
+class EmailFinder(Protocol):
+    async def find_email(self, person: Person, company: Company) -> EmailFound:
+        """The person's work email; no match is `EmailStatus.NOT_FOUND`, not an error."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class LinkedinTarget:
+    contact_id: UUID
+    url: str
+    company_name: str
+    company_domain: str
+    company_linkedin_url: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LinkedinCheck:
+    """`active` is None when this profile could not be checked (`detail` says why)."""
+
+    contact_id: UUID
+    active: bool | None
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class LinkedinChecks:
+    checks: tuple[LinkedinCheck, ...]
+    usage: Usage = NO_USAGE
+
+
+class LinkedinChecker(Protocol):
+    max_batch: int
+
+    async def check(self, targets: Sequence[LinkedinTarget]) -> LinkedinChecks:
+        """One check per target (at most `max_batch` targets per call)."""
+        ...

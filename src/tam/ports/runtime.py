@@ -1,0 +1,46 @@
+"""Ports to the runtime around the use cases: time, limits, progress and dispatch."""
+
+from __future__ import annotations
+
+from contextlib import AbstractAsyncContextManager
+from datetime import datetime
+from typing import Protocol
+from uuid import UUID
+
+from tam.domain.model import Job, Progress, Usage
+
+
+class Clock(Protocol):
+    def now(self) -> datetime:
+        """Timezone-aware UTC wall time, for timestamps."""
+        ...
+
+    def monotonic(self) -> float:
+        """Seconds on a clock that never goes back, for intervals."""
+        ...
+
+    async def sleep(self, seconds: float) -> None: ...
+
+
+class ConcurrencyLimiter(Protocol):
+    def capacity(self, provider: str) -> int:
+        """How many calls to `provider` may be in flight at once (across every process that
+        shares the limiter)."""
+        ...
+
+    def slot(self, provider: str) -> AbstractAsyncContextManager[None]:
+        """Hold one of `provider`'s slots for the duration of one call; waits without blocking
+        the event loop."""
+        ...
+
+
+class ProgressSink(Protocol):
+    async def publish(self, job_id: UUID, progress: Progress, usage: Usage) -> None:
+        """Called at most about once per flush interval and once at the end of a job."""
+        ...
+
+
+class JobDispatcher(Protocol):
+    async def dispatch(self, job: Job) -> str:
+        """Hand the job to whatever runs jobs; returns its task id."""
+        ...

@@ -1,0 +1,135 @@
+"""Storage ports. Every write is idempotent: running it twice leaves the same state.
+Lookups of a missing id raise NotFound."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol
+from uuid import UUID
+
+from tam.domain.model import (
+    Company,
+    Contact,
+    Job,
+    JobStatus,
+    NewCompany,
+    Progress,
+    Project,
+    QualificationStatus,
+    Usage,
+)
+from tam.ports.providers import LinkedinCheck
+
+
+@dataclass(frozen=True, slots=True)
+class ImportResult:
+    inserted: int
+    skipped: int
+    rejected: tuple[tuple[str, str], ...] = field(default=())  # (raw domain, reason)
+
+
+@dataclass(frozen=True, slots=True)
+class CompanyPage:
+    items: tuple[Company, ...]
+    total: int
+
+
+@dataclass(frozen=True, slots=True)
+class ContactPage:
+    items: tuple[Contact, ...]
+    total: int
+
+
+@dataclass(frozen=True, slots=True)
+class ContactStats:
+    total: int = 0
+    with_email: int = 0
+    linkedin_active: int = 0
+    linkedin_inactive: int = 0
+
+
+class ProjectRepo(Protocol):
+    async def add(self, project: Project) -> Project: ...
+
+    async def get(self, project_id: UUID) -> Project: ...
+
+    async def list(self) -> list[Project]: ...
+
+
+class CompanyRepo(Protocol):
+    async def add_many(self, project_id: UUID, companies: Sequence[NewCompany]) -> ImportResult:
+        """Insert companies whose (project, domain) is new; the rest count as skipped."""
+        ...
+
+    async def pending_qualification(self, project_id: UUID) -> list[Company]: ...
+
+    async def needing_contacts(self, project_id: UUID) -> list[Company]:
+        """Qualified companies whose contacts were never searched."""
+        ...
+
+    async def get_many(self, company_ids: Sequence[UUID]) -> list[Company]: ...
+
+    async def record_qualification(
+        self, company_id: UUID, status: QualificationStatus, reason: str, at: datetime
+    ) -> None: ...
+
+    async def list(
+        self,
+        project_id: UUID,
+        status: QualificationStatus | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> CompanyPage: ...
+
+    async def count_by_status(self, project_id: UUID) -> Mapping[QualificationStatus, int]: ...
+
+
+class ContactRepo(Protocol):
+    async def record_company_contacts(
+        self, company: Company, contacts: Sequence[Contact], searched_at: datetime
+    ) -> int:
+        """Store the contacts found at `company` (skipping people already stored) and mark its
+        contacts searched, in one transaction. Returns how many were inserted."""
+        ...
+
+    async def unchecked_linkedin(self, project_id: UUID) -> list[Contact]:
+        """Contacts with a LinkedIn URL that was never checked."""
+        ...
+
+    async def record_linkedin(self, checks: Sequence[LinkedinCheck], at: datetime) -> None: ...
+
+    async def list(self, project_id: UUID, limit: int = 100, offset: int = 0) -> ContactPage: ...
+
+    async def stats(self, project_id: UUID) -> ContactStats: ...
+
+
+class JobRepo(Protocol):
+    async def add(self, job: Job) -> Job: ...
+
+    async def get(self, job_id: UUID) -> Job: ...
+
+    async def list(self, project_id: UUID | None = None) -> list[Job]: ...
+
+    async def start(self, job_id: UUID, at: datetime) -> Job:
+        """Mark a pending or running job running and count the attempt; finished jobs unchanged."""
+        ...
+
+    async def save_progress(self, job_id: UUID, progress: Progress, usage: Usage, at: datetime) -> None:
+        """Write counts, message, usage and heartbeat of a running job; `progress` never decreases."""
+        ...
+
+    async def finish(
+        self, job_id: UUID, status: JobStatus, message: str | None, error: str | None, at: datetime
+    ) -> Job:
+        """Move a job that is not finished yet to a final status (completed sets progress 100)."""
+        ...
+
+    async def claim_task(self, job_id: UUID, task_id: str) -> str:
+        """Set the job's task id unless it has one; return the task id it ends up with."""
+        ...
+
+    async def cancel(self, job_id: UUID, at: datetime) -> Job:
+        """Cancel a pending or running job; a finished job is returned unchanged."""
+        ...

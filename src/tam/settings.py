@@ -1,0 +1,65 @@
+"""Configuration from the environment (design section 6)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from tam.domain.model import JobType, Provider
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(extra="ignore", case_sensitive=False, frozen=True)
+
+    service_api_key: SecretStr | None = None
+
+    anthropic_api_key: SecretStr | None = None
+    anthropic_base_url: str | None = None
+    tam_claude_model: str = "claude-sonnet-5-5"
+    prospeo_api_key: SecretStr | None = None
+    prospeo_base_url: str = "https://api.prospeo.io"
+    bright_data_api_key: SecretStr | None = None
+    bright_data_base_url: str = "https://api.brightdata.com"
+    bright_data_dataset_id: str = "gd_l1viktl72bvl7bjuj0"
+    discolike_api_key: SecretStr | None = None
+    discolike_base_url: str = "https://api.discolike.com/v1"
+
+    tam_store: Literal["sqlite", "postgres", "supabase", "memory"] = "sqlite"
+    tam_sqlite_path: str = "./tam.db"
+    database_url: SecretStr | None = None
+    supabase_url: str | None = None
+    supabase_service_role_key: SecretStr | None = None
+    redis_url: SecretStr | None = None
+
+    tam_providers: Literal["live", "sandbox"] = "live"
+    tam_sandbox_seed: int = 7
+    tam_sandbox_latency: float = Field(0.3, ge=0)  # mean seconds per simulated call
+    tam_sandbox_fault_rate: float = Field(0.0, ge=0, le=1)
+
+    tam_source_companies_concurrency: int = Field(1, ge=1)
+    tam_source_companies_time_limit: float = Field(300, gt=0)
+    tam_source_companies_max_records: int = Field(150, ge=5, le=10_000)
+    tam_qualify_concurrency: int = Field(10, ge=1)
+    tam_qualify_time_limit: float = Field(600, gt=0)
+    tam_find_contacts_concurrency: int = Field(5, ge=1)
+    tam_find_contacts_enrich_concurrency: int = Field(10, ge=1)
+    tam_find_contacts_time_limit: float = Field(1800, gt=0)
+    tam_check_linkedin_concurrency: int = Field(5, ge=1)
+    tam_check_linkedin_time_limit: float = Field(1800, gt=0)
+    tam_refine_discolike_concurrency: int = Field(1, ge=1)
+    tam_refine_discolike_time_limit: float = Field(300, gt=0)
+    tam_refine_discolike_max_records: int = Field(50, ge=5, le=10_000)
+
+    def time_limit(self, job_type: JobType) -> float:
+        return float(getattr(self, f"tam_{job_type.snake}_time_limit"))
+
+    def concurrency(self, provider: Provider) -> int:
+        return {
+            Provider.CLAUDE: self.tam_qualify_concurrency,
+            Provider.PROSPEO_SEARCH: self.tam_find_contacts_concurrency,
+            Provider.PROSPEO_ENRICH: self.tam_find_contacts_enrich_concurrency,
+            Provider.BRIGHTDATA: self.tam_check_linkedin_concurrency,
+            Provider.DISCOLIKE: max(self.tam_source_companies_concurrency, self.tam_refine_discolike_concurrency),
+        }[provider]
