@@ -1,0 +1,19 @@
+"""Fixtures every suite shares. Servers come from scripts/test (or the defaults below when run by
+hand); tests create their own databases and Redis keys, so they never touch anyone else's data."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def postgres_server_url() -> str:
+    """A PostgreSQL server a test may create databases on (superuser, trust auth)."""
+    return os.environ.get("TAM_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+@pytest.fixture(scope="session")
+def redis_server_url() -> str:
+    return os.environ.get("TAM_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
