@@ -11,6 +11,11 @@ from tam.domain.model import TamError
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
 
 
+@app.callback()
+def tam() -> None:
+    """Build TAM lists: source, qualify and enrich companies as background jobs."""
+
+
 def _register() -> None:
     from tam.entrypoints.cli import demo
 

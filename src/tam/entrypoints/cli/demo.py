@@ -1,0 +1,155 @@
+"""`tam demo`: the whole pipeline on a sample project with simulated providers, no keys, no servers."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from uuid import UUID
+
+import typer
+from dependency_injector import providers
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+
+from tam.containers import Container, build_container
+from tam.domain.model import Job, JobType, Project, QualificationStatus, Usage
+from tam.domain.model import Progress as JobProgress
+from tam.domain.services.runner import RunnerSettings
+from tam.ports.runtime import ProgressSink
+from tam.settings import Settings
+
+SAMPLE = Project(
+    name="Demo: mid-market B2B SaaS",
+    icp="B2B software companies with 50-500 employees selling to operations and finance teams",
+    target_titles=("Head of Operations", "VP Finance", "COO", "Head of Revenue Operations"),
+    target_seniorities=("Head", "Vice President", "C-Suite"),
+    countries=("US", "GB", "DE"),
+    employee_range="51,500",
+)
+
+STEPS = (
+    (JobType.SOURCE_COMPANIES, "Source companies"),
+    (JobType.QUALIFY, "Qualify"),
+    (JobType.FIND_CONTACTS, "Find contacts"),
+    (JobType.CHECK_LINKEDIN, "Check LinkedIn"),
+    (JobType.REFINE_DISCOLIKE, "Refine (lookalikes)"),
+)
+
+
+class RateColumn(TextColumn):
+    def __init__(self) -> None:
+        super().__init__("")
+
+    def render(self, task):  # type: ignore[no-untyped-def]
+        speed = task.finished_speed or task.speed
+        return super().render(task) if speed is None else f"{speed:6.1f}/s"
+
+
+class RichProgressSink:
+    """Draws each job's progress as a rich bar, then passes the update on to the store."""
+
+    def __init__(self, inner: ProgressSink, bars: Progress) -> None:
+        self._inner = inner
+        self._bars = bars
+        self.tasks: dict[UUID, TaskID] = {}
+
+    async def publish(self, job_id: UUID, progress: JobProgress, usage: Usage) -> None:
+        task = self.tasks.get(job_id)
+        if task is not None:
+            self._bars.update(
+                task,
+                total=max(progress.items_total, 1),
+                completed=progress.items_done + progress.items_failed,
+                message=progress.message,
+            )
+        await self._inner.publish(job_id, progress, usage)
+
+
+@dataclass
+class StepResult:
+    label: str
+    job: Job
+    seconds: float
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def demo(
+        companies: int = typer.Option(150, "--companies", min=5, max=10_000, help="How many companies to source."),
+        seed: int = typer.Option(7, "--seed", help="Seed of the simulated providers' answers."),
+        latency: float = typer.Option(0.3, "--latency", min=0, help="Mean simulated call latency, seconds."),
+        fault_rate: float = typer.Option(
+            0.02, "--fault-rate", min=0, max=1, help="Share of calls that fail transiently."
+        ),
+    ) -> None:
+        """Run all five steps on a sample project with simulated providers and live progress bars."""
+        settings = Settings(
+            tam_store="memory",
+            tam_providers="sandbox",
+            tam_sandbox_seed=seed,
+            tam_sandbox_latency=latency,
+            tam_sandbox_fault_rate=fault_rate,
+            tam_source_companies_max_records=companies,
+        )
+        asyncio.run(run_demo(build_container(settings)))
+
+
+async def run_demo(container: Container) -> list[StepResult]:
+    console = Console()
+    container.runner_settings.override(providers.Object(RunnerSettings(flush_interval=0.2)))
+    project = await container.projects().add(SAMPLE)
+    console.print(f"[bold]tam demo[/] - project [cyan]{project.name}[/] ({project.id}), simulated providers")
+    bars = Progress(
+        TextColumn("{task.description:<20}"),
+        BarColumn(bar_width=30),
+        MofNCompleteColumn(),
+        RateColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+        TimeElapsedColumn(),
+        TextColumn("[dim]{task.fields[message]}"),
+        console=console,
+    )
+    sink = RichProgressSink(container.progress(), bars)
+    container.progress.override(providers.Object(sink))
+    results = []
+    with bars:
+        for job_type, label in STEPS:
+            job = await container.jobs().add(Job(project_id=project.id, job_type=job_type))
+            sink.tasks[job.id] = bars.add_task(label, total=None, message="starting")
+            started = time.perf_counter()
+            job = await container.runner().run(job.id, time_limit=container.settings().time_limit(job_type))
+            results.append(StepResult(label, job, time.perf_counter() - started))
+            bars.update(sink.tasks[job.id], message=job.error or job.message or "")
+    console.print(await summary(container, project, results))
+    failed = [r for r in results if r.job.error]
+    if failed:
+        raise SystemExit(1)
+    return results
+
+
+async def summary(container: Container, project: Project, results: list[StepResult]) -> Table:
+    counts = await container.companies().count_by_status(project.id)
+    stats = await container.contacts().stats(project.id)
+    table = Table(title="Summary", show_header=True)
+    table.add_column("what")
+    table.add_column("value", justify="right")
+    for status in QualificationStatus:
+        table.add_row(f"companies {status.value}", str(counts.get(status, 0)))
+    table.add_row("contacts", str(stats.total))
+    table.add_row("emails found", str(stats.with_email))
+    table.add_row("LinkedIn active / inactive", f"{stats.linkedin_active} / {stats.linkedin_inactive}")
+    for r in results:
+        usage = ", ".join(f"{k}={v}" for k, v in sorted(r.job.usage.counts.items())) or "-"
+        table.add_row(f"{r.label} ({r.job.status.value})", f"{r.seconds:5.1f} s   {usage}")
+    return table
