@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dependency_injector import containers, providers
 
+from tam.adapters.dramatiq_dispatch import ACTOR_NAMES, DramatiqJobDispatcher, build_redis_broker
+from tam.adapters.inprocess_dispatch import InProcessJobDispatcher
 from tam.adapters.memory import (
     LocalLimiter,
     MemoryCompanyRepo,
@@ -25,11 +27,16 @@ from tam.adapters.sandbox import (
 from tam.domain.model import JobType, Provider
 from tam.domain.services.contacts import FindContacts
 from tam.domain.services.discover import RefineDiscolike, SourceCompanies
+from tam.domain.services.dispatch import DispatchJob, ExecuteJob
 from tam.domain.services.linkedin import CheckLinkedin
 from tam.domain.services.projects import ImportCompanies
 from tam.domain.services.qualify import QualifyCompanies
 from tam.domain.services.runner import JobRunner, RunnerSettings
 from tam.settings import Settings
+
+
+def _redis_url(settings: Settings) -> str | None:
+    return settings.redis_url.get_secret_value() if settings.redis_url else None
 
 
 def _capacities(settings: Settings) -> dict[str, int]:
@@ -101,6 +108,18 @@ class Container(containers.DeclarativeContainer):
     )
     runner = providers.Factory(JobRunner, jobs, projects, steps, limiter, progress, clock, runner_settings)
     import_companies = providers.Factory(ImportCompanies, companies)
+
+    # --- dispatch: Dramatiq on Redis when REDIS_URL is set, else jobs run in this process -----
+    dispatch_kind = providers.Callable(lambda s: "redis" if s.redis_url else "inprocess", settings)
+    broker = providers.Singleton(build_redis_broker, providers.Callable(_redis_url, settings))
+    actor_names = providers.Object(ACTOR_NAMES)
+    execute_job = providers.Factory(ExecuteJob, jobs, runner, clock)
+    dispatcher = providers.Selector(
+        dispatch_kind,
+        redis=providers.Singleton(DramatiqJobDispatcher, broker),
+        inprocess=providers.Singleton(InProcessJobDispatcher, execute_job, settings.provided.time_limit),
+    )
+    dispatch_job = providers.Factory(DispatchJob, jobs, projects, dispatcher, clock)
 
 
 def build_container(settings: Settings | None = None) -> Container:

@@ -1,0 +1,122 @@
+"""The Starlette application: `create_app(container)` wires routes, auth and error mapping."""
+
+from __future__ import annotations
+
+import contextlib
+import hmac
+import inspect
+from collections.abc import AsyncIterator
+from uuid import uuid4
+
+from pydantic import ValidationError
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from tam.containers import Container
+from tam.domain.model import TamError
+from tam.entrypoints.api import jobs, projects
+from tam.entrypoints.api.errors import (
+    BadRequest,
+    error,
+    on_bad_request,
+    on_http_error,
+    on_tam_error,
+    on_unexpected,
+    on_validation_error,
+)
+from tam.entrypoints.api.http import container, provide, reply
+from tam.entrypoints.api.openapi import build_openapi
+from tam.entrypoints.api.schemas import Health, Readiness
+
+OPEN_PATHS = frozenset({"/healthz"})
+
+
+class ApiKeyAuth:
+    """Every route but /healthz needs `x-api-key: SERVICE_API_KEY`, compared in constant time."""
+
+    def __init__(self, app: ASGIApp, api_key: str) -> None:
+        self._app = app
+        self._key = api_key.encode()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] not in OPEN_PATHS:
+            given = dict(scope["headers"]).get(b"x-api-key", b"")
+            if not hmac.compare_digest(given, self._key):
+                message = "wrong x-api-key" if given else "missing x-api-key header"
+                await error(401, message)(scope, receive, send)
+                return
+        await self._app(scope, receive, send)
+
+
+async def healthz(request: Request) -> JSONResponse:
+    return reply(Health(status="ok"))
+
+
+async def readyz(request: Request) -> JSONResponse:
+    c = container(request)
+    try:
+        await (await provide(c.jobs)).list(uuid4())
+    except Exception as exc:
+        return error(503, f"database unreachable ({type(exc).__name__})")
+    dispatcher = await provide(c.dispatcher)
+    broker = "embedded"
+    if c.settings().redis_url is not None:
+        try:
+            await dispatcher.ping()
+        except Exception as exc:
+            return error(503, f"broker unreachable ({type(exc).__name__})")
+        broker = "ok"
+    return reply(Readiness(status="ready", database="ok", broker=broker))
+
+
+def create_app(c: Container, api_key: str | None = None) -> Starlette:
+    """`api_key` defaults to SERVICE_API_KEY; `tam serve` passes a generated one when that is unset."""
+    if api_key is None:
+        secret = c.settings().service_api_key
+        if secret is None or not secret.get_secret_value():
+            raise TamError("SERVICE_API_KEY is not set")
+        api_key = secret.get_secret_value()
+    document = build_openapi()
+
+    async def openapi(request: Request) -> JSONResponse:
+        return JSONResponse(document)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        started = c.init_resources()
+        if inspect.isawaitable(started):
+            await started
+        try:
+            yield
+        finally:
+            if c.settings().redis_url is None:
+                # Embedded jobs run in this loop; they stop with it (and stay `running`).
+                await (await provide(c.dispatcher)).aclose()
+            stopped = c.shutdown_resources()
+            if inspect.isawaitable(stopped):
+                await stopped
+
+    app = Starlette(
+        routes=[
+            Route("/healthz", healthz, methods=["GET"]),
+            Route("/readyz", readyz, methods=["GET"]),
+            Route("/openapi.json", openapi, methods=["GET"]),
+            *jobs.routes,
+            *projects.routes,
+        ],
+        exception_handlers={
+            TamError: on_tam_error,
+            BadRequest: on_bad_request,
+            ValidationError: on_validation_error,
+            HTTPException: on_http_error,
+            Exception: on_unexpected,
+        },
+        lifespan=lifespan,
+    )
+    app.state.container = c
+    app.add_middleware(ApiKeyAuth, api_key=api_key)
+    return app

@@ -1,0 +1,64 @@
+"""Job routes: the seed's `POST /api/tam/run`, create, read, list and cancel."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from tam.domain.model import JobType
+from tam.entrypoints.api.http import container, parse_body, parse_query, provide, reply
+from tam.entrypoints.api.schemas import (
+    CreatedJob,
+    CreateJobRequest,
+    JobList,
+    JobOut,
+    JobQuery,
+    RunRequest,
+    RunResponse,
+)
+
+
+async def run(request: Request) -> JSONResponse:
+    body = await parse_body(request, RunRequest)
+    job_type = JobType.parse(body.job_type)
+    dispatch = await provide(container(request).dispatch_job)
+    task_id = await dispatch.trigger(body.job_id, job_type, body.project_id)
+    return reply(RunResponse(triggered=True, task_id=task_id))
+
+
+async def create_job(request: Request) -> JSONResponse:
+    body = await parse_body(request, CreateJobRequest)
+    job_type = JobType.parse(body.job_type)
+    dispatch = await provide(container(request).dispatch_job)
+    job, task_id = await dispatch.create(body.project_id, job_type)
+    return reply(CreatedJob(job_id=job.id, task_id=task_id), status=201)
+
+
+async def get_job(request: Request) -> JSONResponse:
+    jobs = await provide(container(request).jobs)
+    return reply(JobOut.model_validate(await jobs.get(request.path_params["job_id"])))
+
+
+async def list_jobs(request: Request) -> JSONResponse:
+    query = parse_query(request, JobQuery)
+    jobs = await provide(container(request).jobs)
+    found = await jobs.list(query.project_id)
+    return reply(JobList(items=[JobOut.model_validate(j) for j in found], total=len(found)))
+
+
+async def cancel_job(request: Request) -> JSONResponse:
+    c = container(request)
+    jobs = await provide(c.jobs)
+    clock = await provide(c.clock)
+    job = await jobs.cancel(request.path_params["job_id"], clock.now())
+    return reply(JobOut.model_validate(job))
+
+
+routes = [
+    Route("/api/tam/run", run, methods=["POST"]),
+    Route("/api/tam/jobs", create_job, methods=["POST"]),
+    Route("/api/tam/jobs", list_jobs, methods=["GET"]),
+    Route("/api/tam/jobs/{job_id:uuid}", get_job, methods=["GET"]),
+    Route("/api/tam/jobs/{job_id:uuid}/cancel", cancel_job, methods=["POST"]),
+]

@@ -1,0 +1,115 @@
+"""Project routes: create and read a project, import and list its companies, list its contacts."""
+
+from __future__ import annotations
+
+from pydantic import TypeAdapter
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from tam.domain.model import Project, QualificationStatus
+from tam.domain.services.projects import CompanyRow
+from tam.entrypoints.api.http import container, parse_body, parse_body_as, parse_query, provide, reply
+from tam.entrypoints.api.schemas import (
+    CompanyCounts,
+    CompanyIn,
+    CompanyOut,
+    CompanyPageOut,
+    CompanyQuery,
+    ContactCounts,
+    ContactOut,
+    ContactPageOut,
+    CreateProjectRequest,
+    ImportOut,
+    Page,
+    ProjectDetail,
+    ProjectOut,
+    Rejected,
+)
+
+COMPANY_ROWS = TypeAdapter(list[CompanyIn])
+
+
+async def create_project(request: Request) -> JSONResponse:
+    body = await parse_body(request, CreateProjectRequest)
+    projects = await provide(container(request).projects)
+    project = await projects.add(
+        Project(
+            name=body.name.strip() or body.name,
+            icp=body.icp,
+            target_titles=tuple(body.target_titles),
+            target_seniorities=tuple(body.target_seniorities),
+            countries=tuple(c.upper() for c in body.countries),
+            employee_range=body.employee_range,
+            max_contacts_per_company=body.max_contacts_per_company,
+        )
+    )
+    return reply(ProjectOut.model_validate(project), status=201)
+
+
+async def get_project(request: Request) -> JSONResponse:
+    c = container(request)
+    project_id = request.path_params["project_id"]
+    project = await (await provide(c.projects)).get(project_id)
+    by_status = await (await provide(c.companies)).count_by_status(project_id)
+    stats = await (await provide(c.contacts)).stats(project_id)
+    counts = {s.value: by_status.get(s, 0) for s in QualificationStatus}
+    detail = ProjectDetail.model_validate(
+        {
+            **ProjectOut.model_validate(project).model_dump(),
+            "companies": CompanyCounts(**counts, total=sum(counts.values())),
+            "contacts": ContactCounts.model_validate(stats),
+        }
+    )
+    return reply(detail)
+
+
+async def import_companies(request: Request) -> JSONResponse:
+    c = container(request)
+    project_id = request.path_params["project_id"]
+    rows = await parse_body_as(request, COMPANY_ROWS)
+    await (await provide(c.projects)).get(project_id)
+    use_case = await provide(c.import_companies)
+    result = await use_case(
+        project_id,
+        [
+            CompanyRow(
+                name=r.name,
+                domain=r.domain,
+                description=r.description,
+                country=r.country,
+                employee_range=r.employee_range,
+                linkedin_url=r.linkedin_url,
+            )
+            for r in rows
+        ],
+    )
+    rejected = [Rejected(domain=d, reason=why) for d, why in result.rejected]
+    return reply(ImportOut(inserted=result.inserted, skipped=result.skipped, rejected=rejected))
+
+
+async def list_companies(request: Request) -> JSONResponse:
+    c = container(request)
+    project_id = request.path_params["project_id"]
+    query = parse_query(request, CompanyQuery)
+    await (await provide(c.projects)).get(project_id)
+    page = await (await provide(c.companies)).list(project_id, query.status, query.limit, query.offset)
+    return reply(CompanyPageOut(items=[CompanyOut.model_validate(x) for x in page.items], total=page.total))
+
+
+async def list_contacts(request: Request) -> JSONResponse:
+    c = container(request)
+    project_id = request.path_params["project_id"]
+    query = parse_query(request, Page)
+    await (await provide(c.projects)).get(project_id)
+    page = await (await provide(c.contacts)).list(project_id, query.limit, query.offset)
+    return reply(ContactPageOut(items=[ContactOut.model_validate(x) for x in page.items], total=page.total))
+
+
+routes = [
+    Route("/api/tam/projects", create_project, methods=["POST"]),
+    Route("/api/tam/projects/{project_id:uuid}", get_project, methods=["GET"]),
+    Route("/api/tam/projects/{project_id:uuid}/companies", import_companies, methods=["POST"]),
+    Route("/api/tam/projects/{project_id:uuid}/companies", list_companies, methods=["GET"]),
+    Route("/api/tam/projects/{project_id:uuid}/contacts", list_contacts, methods=["GET"]),
+]

@@ -1,0 +1,224 @@
+"""Request and response bodies of the HTTP API. Requests are strict (no coercion, no unknown fields)
+so that /openapi.json, generated from these models, describes exactly what the app accepts."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+from tam.domain.model import (
+    CompanySourceKind,
+    EmailStatus,
+    JobStatus,
+    JobType,
+    QualificationStatus,
+)
+
+JOB_TYPE_SPELLINGS = tuple(t.value for t in JobType) + tuple(t.snake for t in JobType)
+
+
+class _Request(BaseModel):
+    model_config = ConfigDict(strict=True, extra="forbid", alias_generator=to_camel, frozen=True)
+
+
+class _Response(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, from_attributes=True)
+
+
+JobTypeText = Annotated[
+    str,
+    Field(
+        description="One of " + ", ".join(JOB_TYPE_SPELLINGS) + "; anything else is answered with 422.",
+        examples=["qualify", "find_contacts"],
+        max_length=100,
+    ),
+]
+Text = Annotated[str, Field(max_length=10_000)]
+ShortText = Annotated[str, Field(max_length=500)]
+
+
+class RunRequest(_Request):
+    job_id: UUID
+    job_type: JobTypeText
+    project_id: UUID
+
+
+class RunResponse(_Response):
+    triggered: bool
+    task_id: str
+
+
+class CreateJobRequest(_Request):
+    project_id: UUID
+    job_type: JobTypeText
+
+
+class CreatedJob(_Response):
+    job_id: UUID
+    task_id: str
+
+
+class JobOut(_Response):
+    id: UUID
+    project_id: UUID
+    job_type: JobType
+    status: JobStatus
+    progress: int
+    items_total: int
+    items_done: int
+    items_failed: int
+    message: str | None
+    error: str | None
+    task_id: str | None
+    attempts: int
+    created_at: datetime | None
+    started_at: datetime | None
+    finished_at: datetime | None
+
+
+class JobList(_Response):
+    items: list[JobOut]
+    total: int
+
+
+class CreateProjectRequest(_Request):
+    name: Annotated[str, Field(min_length=1, max_length=500)]
+    icp: Text
+    target_titles: Annotated[list[ShortText], Field(max_length=100)] = []
+    target_seniorities: Annotated[list[ShortText], Field(max_length=100)] = []
+    countries: Annotated[list[Annotated[str, Field(pattern=r"^[A-Za-z]{2}$")]], Field(max_length=300)] = []
+    employee_range: Annotated[str, Field(pattern=r"^\d+,\d+$")] | None = None
+    max_contacts_per_company: Annotated[int, Field(ge=1, le=100)] = 3
+
+
+class ProjectOut(_Response):
+    id: UUID
+    name: str
+    icp: str
+    target_titles: list[str]
+    target_seniorities: list[str]
+    countries: list[str]
+    employee_range: str | None
+    max_contacts_per_company: int
+    created_at: datetime | None
+
+
+class CompanyCounts(_Response):
+    pending: int
+    qualified: int
+    disqualified: int
+    error: int
+    total: int
+
+
+class ContactCounts(_Response):
+    total: int
+    with_email: int
+    linkedin_active: int
+    linkedin_inactive: int
+
+
+class ProjectDetail(ProjectOut):
+    companies: CompanyCounts
+    contacts: ContactCounts
+
+
+class CompanyIn(_Request):
+    name: ShortText
+    domain: ShortText | None
+    description: Text | None = None
+    country: ShortText | None = None
+    employee_range: ShortText | None = None
+    linkedin_url: ShortText | None = None
+
+
+class Rejected(_Response):
+    domain: str
+    reason: str
+
+
+class ImportOut(_Response):
+    inserted: int
+    skipped: int
+    rejected: list[Rejected]
+
+
+class CompanyOut(_Response):
+    id: UUID
+    project_id: UUID
+    name: str
+    domain: str
+    source: CompanySourceKind
+    description: str | None
+    country: str | None
+    employee_range: str | None
+    linkedin_url: str | None
+    similarity: float | None
+    qualification_status: QualificationStatus
+    qualification_reason: str | None
+    qualified_at: datetime | None
+    contacts_searched_at: datetime | None
+    created_at: datetime | None
+
+
+class CompanyPageOut(_Response):
+    items: list[CompanyOut]
+    total: int
+
+
+class ContactOut(_Response):
+    id: UUID
+    project_id: UUID
+    company_id: UUID
+    full_name: str
+    first_name: str | None
+    last_name: str | None
+    title: str | None
+    linkedin_url: str | None
+    email: str | None
+    email_status: EmailStatus | None
+    linkedin_active: bool | None
+    linkedin_checked_at: datetime | None
+    linkedin_detail: str | None
+    created_at: datetime | None
+
+
+class ContactPageOut(_Response):
+    items: list[ContactOut]
+    total: int
+
+
+class Health(_Response):
+    status: str
+
+
+class Readiness(_Response):
+    status: str
+    database: str
+    broker: str
+
+
+class Error(_Response):
+    error: str
+
+
+# Query strings arrive as text, so these are validated leniently (a numeric string is a number).
+class _Query(BaseModel):
+    model_config = ConfigDict(extra="ignore", alias_generator=to_camel, frozen=True)
+
+
+class Page(_Query):
+    limit: Annotated[int, Field(ge=1, le=1000)] = 100
+    offset: Annotated[int, Field(ge=0, le=10_000_000)] = 0
+
+
+class CompanyQuery(Page):
+    status: QualificationStatus | None = None
+
+
+class JobQuery(_Query):
+    project_id: UUID | None = None
