@@ -1,0 +1,169 @@
+"""What every fake vendor server shares: auth, a request log, in-flight counting, latency and faults."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import math
+import random
+import threading
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+FAULT_KINDS = ("429", "500", "502", "503", "529", "timeout", "garbage", "malformed", "bad_schema", "no_credits")
+
+
+@dataclass(frozen=True, slots=True)
+class Fault:
+    kind: str
+    retry_after: float | None = None
+    path: str | None = None  # only requests whose path starts with this
+
+
+@dataclass(frozen=True, slots=True)
+class Recorded:
+    method: str
+    path: str
+    query: list[tuple[str, str]]
+    headers: dict[str, str]
+    body: Any
+
+
+@dataclass
+class FakeState:
+    """Knobs a test turns and counters it reads. Shared between the server thread and the test."""
+
+    api_key: str
+    seed: int = 7
+    latency: float = 0.0  # mean seconds, log-normal
+    sigma: float = 0.5
+    fault_rate: float = 0.0
+    fault_kinds: tuple[str, ...] = ("429", "503", "529")
+    timeout_sleep: float = 3.0
+    options: dict[str, Any] = field(default_factory=dict)
+    requests: list[Recorded] = field(default_factory=list)
+    in_flight: int = 0
+    peak_in_flight: int = 0
+
+    def __post_init__(self) -> None:
+        self._lock = threading.Lock()
+        self._script: deque[Fault] = deque()
+        self._rng = random.Random(self.seed)
+
+    def inject(self, kind: str, times: int = 1, retry_after: float | None = None, path: str | None = None) -> None:
+        if kind not in FAULT_KINDS:
+            raise ValueError(f"unknown fault {kind!r}; one of {FAULT_KINDS}")
+        with self._lock:
+            self._script.extend(Fault(kind, retry_after, path) for _ in range(times))
+
+    def reset(self) -> None:
+        with self._lock:
+            self._script.clear()
+            self.requests.clear()
+            self.in_flight = self.peak_in_flight = 0
+
+    def calls(self, path: str) -> list[Recorded]:
+        return [r for r in list(self.requests) if r.path.endswith(path)]
+
+    def next_fault(self, path: str) -> Fault | None:
+        with self._lock:
+            for i, fault in enumerate(self._script):
+                if fault.path is None or path.startswith(fault.path):
+                    del self._script[i]
+                    return fault
+            if self.fault_rate and self._rng.random() < self.fault_rate:
+                kind = self._rng.choice(self.fault_kinds)
+                return Fault(kind, 0.05 if kind == "429" else None)
+        return None
+
+    def delay(self) -> float:
+        if self.latency <= 0:
+            return 0.0
+        with self._lock:
+            mu = math.log(self.latency) - self.sigma**2 / 2  # so the mean is `latency`
+            return self._rng.lognormvariate(mu, self.sigma)
+
+    def enter(self) -> None:
+        with self._lock:
+            self.in_flight += 1
+            self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+
+    def leave(self) -> None:
+        with self._lock:
+            self.in_flight -= 1
+
+
+class CountInFlight:
+    """ASGI middleware: the number of requests being answered right now, and its peak."""
+
+    def __init__(self, app: ASGIApp, state: FakeState) -> None:
+        self.app = app
+        self.state = state
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        self.state.enter()
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.state.leave()
+
+
+def unit(*key: object) -> float:
+    """A deterministic number in [0, 1) for `key`: fakes answer the same way every run."""
+    digest = hashlib.sha256(repr(key).encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64
+
+
+ErrorRender = Callable[[int, str, dict[str, str]], Response]
+
+
+async def arrive(
+    request: Request, state: FakeState, authorised: Callable[[Request], bool], error: ErrorRender
+) -> tuple[Any, Fault | None, Response | None]:
+    """Records the request, applies latency and the next fault. Returns (json body, fault that the
+    handler must render itself, or a response to send as is)."""
+    raw = await request.body()
+    try:
+        body = json.loads(raw) if raw else None
+    except ValueError:
+        body = raw.decode(errors="replace")
+    state.requests.append(
+        Recorded(
+            request.method, request.url.path, list(request.query_params.multi_items()), dict(request.headers), body
+        )
+    )
+    pause = state.delay()
+    if pause:
+        await asyncio.sleep(pause)
+    if not authorised(request):
+        return body, None, error(401, "wrong_key", {})
+    fault = state.next_fault(request.url.path)
+    if fault is None:
+        return body, None, None
+    if fault.kind == "timeout":
+        await asyncio.sleep(state.timeout_sleep)  # past the client's read timeout
+        return body, None, None
+    if fault.kind == "garbage":
+        return body, None, Response('{"results": [{"person": ', media_type="application/json")
+    if fault.kind in ("malformed", "bad_schema", "no_credits"):
+        return body, fault, None
+    headers = {"retry-after": f"{fault.retry_after:g}"} if fault.retry_after is not None else {}
+    return body, None, error(int(fault.kind), fault.kind, headers)
+
+
+def json_error(status: int, content: Any, headers: dict[str, str]) -> JSONResponse:
+    return JSONResponse(content, status_code=status, headers=headers)
+
+
+def text_error(status: int, text: str, headers: dict[str, str]) -> PlainTextResponse:
+    return PlainTextResponse(text, status_code=status, headers=headers)
