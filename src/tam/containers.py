@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dependency_injector import containers, providers
 
-from tam.adapters.dramatiq_dispatch import ACTOR_NAMES, DramatiqJobDispatcher, build_redis_broker
+from tam.adapters.dramatiq_dispatch import ACTOR_NAMES, QUEUE, DramatiqJobDispatcher, build_redis_broker
 from tam.adapters.inprocess_dispatch import InProcessJobDispatcher
 from tam.adapters.memory import (
     LocalLimiter,
@@ -113,6 +113,7 @@ class Container(containers.DeclarativeContainer):
     dispatch_kind = providers.Callable(lambda s: "redis" if s.redis_url else "inprocess", settings)
     broker = providers.Singleton(build_redis_broker, providers.Callable(_redis_url, settings))
     actor_names = providers.Object(ACTOR_NAMES)
+    queue_name = providers.Object(QUEUE)
     execute_job = providers.Factory(ExecuteJob, jobs, runner, clock)
     dispatcher = providers.Selector(
         dispatch_kind,

@@ -21,6 +21,11 @@ def _register() -> None:
 
     demo.register(app)
 
+    from tam.entrypoints.cli import serve, worker
+
+    serve.register(app)
+    worker.register(app)
+
 
 def main() -> None:
     _register()
