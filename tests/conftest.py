@@ -4,6 +4,7 @@ hand); tests create their own databases and Redis keys, so they never touch anyo
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 
 import pytest
 
@@ -17,3 +18,16 @@ def postgres_server_url() -> str:
 @pytest.fixture(scope="session")
 def redis_server_url() -> str:
     return os.environ.get("TAM_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+@pytest.fixture(scope="session")
+def migrated_database_url(postgres_server_url: str) -> Iterator[str]:
+    """A fresh PostgreSQL database with `tam migrate` applied, dropped at the end of the session.
+    A missing server is an error, never a skip."""
+    from tests.support.postgres import create_database, drop_database, run_sync
+
+    url = run_sync(create_database(postgres_server_url, migrate=True))
+    try:
+        yield url
+    finally:
+        run_sync(drop_database(postgres_server_url, url))

@@ -1,0 +1,95 @@
+"""Connecting to PostgreSQL, including Supabase's direct (5432) and pooled (6543, PgBouncer) strings."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import asyncpg
+
+from tam.domain.model import NotFound, TamError
+
+SUPABASE_POOLER_PORT = 6543
+
+
+class StorageError(TamError):
+    """The database cannot be reached, lacks the schema or refused a request; names no secret."""
+
+
+def connect_options(url: str) -> tuple[str, dict[str, Any]]:
+    """The DSN asyncpg accepts and the options this server needs.
+
+    A transaction pooler (Supabase's port 6543, or `pgbouncer=true`) hands each transaction to any
+    backend, so prepared statements cannot be cached per connection."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("postgres", "postgresql"):
+        raise StorageError("DATABASE_URL must start with postgresql:// or postgres://")
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    pgbouncer = any(k == "pgbouncer" and v.lower() in ("1", "true", "yes") for k, v in query)
+    kept = [(k, v) for k, v in query if k != "pgbouncer"]  # asyncpg would send it as a server setting
+    dsn = urlunsplit(parts._replace(query=urlencode(kept)))
+    options: dict[str, Any] = {}
+    try:
+        port = parts.port
+    except ValueError:
+        raise StorageError("DATABASE_URL has an invalid port") from None
+    if pgbouncer or port == SUPABASE_POOLER_PORT:
+        options["statement_cache_size"] = 0
+    return dsn, options
+
+
+async def _init_connection(conn: asyncpg.Connection) -> None:
+    for kind in ("json", "jsonb"):
+        await conn.set_type_codec(kind, encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+
+
+async def connect(url: str) -> asyncpg.Connection:
+    dsn, options = connect_options(url)
+    with translated_errors():
+        conn = await asyncpg.connect(dsn, timeout=10, **options)
+    await _init_connection(conn)
+    return conn
+
+
+async def open_pool(url: str, *, min_size: int = 1, max_size: int = 10) -> asyncpg.Pool:
+    dsn, options = connect_options(url)
+    with translated_errors():
+        pool = await asyncpg.create_pool(
+            dsn, min_size=min_size, max_size=max_size, init=_init_connection, timeout=10, **options
+        )
+    return pool
+
+
+@asynccontextmanager
+async def postgres_pool(url: str) -> AsyncIterator[asyncpg.Pool]:
+    pool = await open_pool(url)
+    try:
+        yield pool
+    finally:
+        await pool.close()
+
+
+@contextmanager
+def translated_errors() -> Iterator[None]:
+    """asyncpg's errors as domain errors: P0002 from the tam_* functions is NotFound."""
+    try:
+        yield
+    except asyncpg.NoDataFoundError as exc:
+        raise NotFound(str(exc)) from None
+    except asyncpg.ForeignKeyViolationError as exc:
+        raise NotFound(f"referenced row not found ({exc.constraint_name})") from None
+    except asyncpg.UndefinedTableError:
+        raise StorageError("the tam tables are missing; run `tam migrate` first") from None
+    except asyncpg.InvalidPasswordError:
+        raise StorageError("PostgreSQL refused the credentials in DATABASE_URL") from None
+    except asyncpg.InvalidCatalogNameError as exc:
+        raise StorageError(f"PostgreSQL: {exc}") from None
+    except (OSError, TimeoutError) as exc:
+        raise StorageError(f"cannot reach PostgreSQL ({type(exc).__name__}: {exc.strerror or exc})") from None
+    except asyncpg.InterfaceError as exc:
+        raise StorageError(f"PostgreSQL connection problem: {exc}") from None
+    except asyncpg.PostgresError as exc:
+        raise StorageError(f"PostgreSQL error {exc.sqlstate}: {exc}") from None

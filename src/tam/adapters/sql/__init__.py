@@ -1,0 +1,1 @@
+"""What the SQL-backed stores (PostgreSQL, SQLite, Supabase) share: rows <-> domain objects."""

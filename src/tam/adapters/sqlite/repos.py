@@ -1,0 +1,314 @@
+"""The four storage ports over one SQLite file (see database.py for the concurrency rules)."""
+
+from __future__ import annotations
+
+import builtins
+import json
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from uuid import UUID
+
+from tam.adapters.sql.rows import (
+    company_from_row,
+    contact_from_row,
+    contact_payload,
+    iso,
+    job_from_row,
+    job_payload,
+    new_company_payload,
+    project_from_row,
+    status_counts,
+)
+from tam.adapters.sqlite.database import SqliteDatabase
+from tam.domain.model import (
+    Company,
+    Contact,
+    Job,
+    JobStatus,
+    NewCompany,
+    NotFound,
+    Progress,
+    Project,
+    QualificationStatus,
+    Usage,
+    new_id,
+)
+from tam.ports.providers import LinkedinCheck
+from tam.ports.storage import CompanyPage, ContactPage, ContactStats, ImportResult
+
+_COMPANY_ORDER = "order by created_at, domain, id"
+_CONTACT_ORDER = "order by created_at, full_name, id"
+
+
+def _now() -> str:
+    return iso(datetime.now(UTC)) or ""
+
+
+class _Repo:
+    def __init__(self, db: SqliteDatabase) -> None:
+        self._db = db
+
+
+class SqliteProjectRepo(_Repo):
+    async def add(self, project: Project) -> Project:
+        async with self._db.write() as conn:
+            await conn.execute(
+                """insert into tam_projects (id, name, icp, target_titles, target_seniorities, countries,
+                       employee_range, max_contacts_per_company, created_at)
+                   values (?, ?, ?, ?, ?, ?, ?, ?, ?) on conflict (id) do nothing""",
+                (
+                    str(project.id),
+                    project.name,
+                    project.icp,
+                    json.dumps(list(project.target_titles)),
+                    json.dumps(list(project.target_seniorities)),
+                    json.dumps(list(project.countries)),
+                    project.employee_range,
+                    project.max_contacts_per_company,
+                    iso(project.created_at) or _now(),
+                ),
+            )
+        return await self.get(project.id)
+
+    async def get(self, project_id: UUID) -> Project:
+        row = await self._db.fetchone("select * from tam_projects where id = ?", (str(project_id),))
+        if row is None:
+            raise NotFound(f"project {project_id} not found")
+        return project_from_row(row)
+
+    async def list(self) -> builtins.list[Project]:
+        return [project_from_row(r) for r in await self._db.fetch("select * from tam_projects order by created_at, id")]
+
+
+class SqliteCompanyRepo(_Repo):
+    async def add_many(self, project_id: UUID, companies: Sequence[NewCompany]) -> ImportResult:
+        if not companies:
+            return ImportResult(inserted=0, skipped=0)
+        now = _now()
+        rows = [(str(new_id()), str(project_id), *new_company_payload(c).values(), now, now) for c in companies]
+        async with self._db.write() as conn:
+            if not await (await conn.execute("select 1 from tam_projects where id = ?", (str(project_id),))).fetchone():
+                raise NotFound(f"project {project_id} not found")
+            before = conn.total_changes
+            await conn.executemany(
+                """insert into tam_companies (id, project_id, name, domain, source, description, country,
+                       employee_range, linkedin_url, similarity, created_at, updated_at)
+                   values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) on conflict do nothing""",
+                rows,
+            )
+            inserted = conn.total_changes - before
+        return ImportResult(inserted=inserted, skipped=len(companies) - inserted)
+
+    async def pending_qualification(self, project_id: UUID) -> builtins.list[Company]:
+        rows = await self._db.fetch(
+            f"select * from tam_companies where project_id = ? and qualification_status = 'pending' {_COMPANY_ORDER}",
+            (str(project_id),),
+        )
+        return [company_from_row(r) for r in rows]
+
+    async def needing_contacts(self, project_id: UUID) -> builtins.list[Company]:
+        rows = await self._db.fetch(
+            f"""select * from tam_companies
+                 where project_id = ? and qualification_status = 'qualified' and domain <> ''
+                   and contacts_searched_at is null {_COMPANY_ORDER}""",
+            (str(project_id),),
+        )
+        return [company_from_row(r) for r in rows]
+
+    async def get_many(self, company_ids: Sequence[UUID]) -> builtins.list[Company]:
+        if not company_ids:
+            return []
+        marks = ",".join("?" * len(company_ids))
+        rows = await self._db.fetch(f"select * from tam_companies where id in ({marks})", map(str, company_ids))
+        by_id = {c.id: c for c in map(company_from_row, rows)}
+        return [by_id[i] for i in company_ids if i in by_id]
+
+    async def record_qualification(
+        self, company_id: UUID, status: QualificationStatus, reason: str, at: datetime
+    ) -> None:
+        async with self._db.write() as conn:
+            cursor = await conn.execute(
+                """update tam_companies set qualification_status = ?, qualification_reason = ?, qualified_at = ?,
+                       updated_at = ? where id = ?""",
+                (status.value, reason, iso(at), _now(), str(company_id)),
+            )
+            if cursor.rowcount == 0:
+                raise NotFound(f"company {company_id} not found")
+
+    async def list(
+        self, project_id: UUID, status: QualificationStatus | None = None, limit: int = 100, offset: int = 0
+    ) -> CompanyPage:
+        where = "where project_id = ? and (? is null or qualification_status = ?)"
+        args = (str(project_id), status and status.value, status and status.value)
+        rows = await self._db.fetch(
+            f"select * from tam_companies {where} {_COMPANY_ORDER} limit ? offset ?", (*args, limit, offset)
+        )
+        total = await self._db.fetchone(f"select count(*) from tam_companies {where}", args)
+        return CompanyPage(tuple(map(company_from_row, rows)), int(total[0]) if total else 0)
+
+    async def count_by_status(self, project_id: UUID) -> Mapping[QualificationStatus, int]:
+        rows = await self._db.fetch(
+            "select qualification_status, count(*) as n from tam_companies where project_id = ?"
+            " group by qualification_status",
+            (str(project_id),),
+        )
+        return status_counts(rows)
+
+
+class SqliteContactRepo(_Repo):
+    async def record_company_contacts(
+        self, company: Company, contacts: Sequence[Contact], searched_at: datetime
+    ) -> int:
+        now = _now()
+        rows = [(*contact_payload(c).values(), iso(c.created_at) or now, c.person_key) for c in contacts]
+        async with self._db.write() as conn:
+            cursor = await conn.execute(
+                "update tam_companies set contacts_searched_at = coalesce(contacts_searched_at, ?), updated_at = ?"
+                " where id = ?",
+                (iso(searched_at), now, str(company.id)),
+            )
+            if cursor.rowcount == 0:
+                raise NotFound(f"company {company.id} not found")
+            before = conn.total_changes
+            await conn.executemany(
+                """insert into tam_contacts (id, project_id, company_id, full_name, first_name, last_name, title,
+                       linkedin_url, email, email_status, provider_person_id, linkedin_active, linkedin_checked_at,
+                       linkedin_detail, created_at, person_key)
+                   values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) on conflict do nothing""",
+                rows,
+            )
+            return conn.total_changes - before
+
+    async def unchecked_linkedin(self, project_id: UUID) -> builtins.list[Contact]:
+        rows = await self._db.fetch(
+            f"""select * from tam_contacts
+                 where project_id = ? and linkedin_url is not null and linkedin_url <> ''
+                   and linkedin_checked_at is null {_CONTACT_ORDER}""",
+            (str(project_id),),
+        )
+        return [contact_from_row(r) for r in rows]
+
+    async def record_linkedin(self, checks: Sequence[LinkedinCheck], at: datetime) -> None:
+        if not checks:
+            return
+        async with self._db.write() as conn:
+            for check in checks:
+                cursor = await conn.execute(
+                    "update tam_contacts set linkedin_active = ?, linkedin_detail = ?, linkedin_checked_at = ?"
+                    " where id = ?",
+                    (check.active, check.detail, iso(at), str(check.contact_id)),
+                )
+                if cursor.rowcount == 0:
+                    raise NotFound(f"contact {check.contact_id} not found")
+
+    async def list(self, project_id: UUID, limit: int = 100, offset: int = 0) -> ContactPage:
+        rows = await self._db.fetch(
+            f"select * from tam_contacts where project_id = ? {_CONTACT_ORDER} limit ? offset ?",
+            (str(project_id), limit, offset),
+        )
+        total = await self._db.fetchone("select count(*) from tam_contacts where project_id = ?", (str(project_id),))
+        return ContactPage(tuple(map(contact_from_row, rows)), int(total[0]) if total else 0)
+
+    async def stats(self, project_id: UUID) -> ContactStats:
+        row = await self._db.fetchone(
+            """select count(*), coalesce(sum(coalesce(email, '') <> ''), 0), coalesce(sum(linkedin_active = 1), 0),
+                      coalesce(sum(linkedin_active = 0), 0)
+                 from tam_contacts where project_id = ?""",
+            (str(project_id),),
+        )
+        assert row is not None
+        return ContactStats(*(int(v) for v in row))
+
+
+_JOB_COLUMNS = (
+    "id, project_id, job_type, status, progress, items_total, items_done, items_failed, message, error, task_id,"
+    " attempts, usage, started_at, finished_at, heartbeat_at, created_at, updated_at"
+)
+
+
+class SqliteJobRepo(_Repo):
+    async def add(self, job: Job) -> Job:
+        payload = job_payload(job)
+        payload["usage"] = json.dumps(payload["usage"])
+        now = _now()
+        async with self._db.write() as conn:
+            await conn.execute(
+                f"insert into tam_job_queue ({_JOB_COLUMNS}) values ({','.join('?' * 18)}) on conflict (id) do nothing",
+                (*payload.values(), iso(job.created_at) or now, now),
+            )
+        return await self.get(job.id)
+
+    async def get(self, job_id: UUID) -> Job:
+        row = await self._db.fetchone("select * from tam_job_queue where id = ?", (str(job_id),))
+        if row is None:
+            raise NotFound(f"job {job_id} not found")
+        return job_from_row(row)
+
+    async def list(self, project_id: UUID | None = None) -> builtins.list[Job]:
+        key = str(project_id) if project_id else None
+        rows = await self._db.fetch(
+            "select * from tam_job_queue where ? is null or project_id = ? order by created_at desc, id", (key, key)
+        )
+        return [job_from_row(r) for r in rows]
+
+    async def start(self, job_id: UUID, at: datetime) -> Job:
+        await self._update(
+            job_id,
+            """update tam_job_queue set status = 'running', attempts = attempts + 1,
+                   started_at = coalesce(started_at, :at), heartbeat_at = :at, updated_at = :at
+               where id = :id and status in ('pending', 'running')""",
+            at=iso(at),
+        )
+        return await self.get(job_id)
+
+    async def save_progress(self, job_id: UUID, progress: Progress, usage: Usage, at: datetime) -> None:
+        await self._update(
+            job_id,
+            """update tam_job_queue set progress = max(progress, min(max(:progress, 0), 100)),
+                   items_total = :total, items_done = :done, items_failed = :failed, message = :message,
+                   usage = :usage, heartbeat_at = :at, updated_at = :at
+               where id = :id""",
+            progress=progress.percent,
+            total=progress.items_total,
+            done=progress.items_done,
+            failed=progress.items_failed,
+            message=progress.message,
+            usage=json.dumps(dict(usage.counts)),
+            at=iso(at),
+        )
+
+    async def finish(
+        self, job_id: UUID, status: JobStatus, message: str | None, error: str | None, at: datetime
+    ) -> Job:
+        await self._update(
+            job_id,
+            """update tam_job_queue set status = :status,
+                   progress = case when :status = 'completed' then 100 else progress end,
+                   message = coalesce(:message, message), error = :error, finished_at = :at, updated_at = :at
+               where id = :id and status in ('pending', 'running')""",
+            status=status.value,
+            message=message,
+            error=error,
+            at=iso(at),
+        )
+        return await self.get(job_id)
+
+    async def claim_task(self, job_id: UUID, task_id: str) -> str:
+        await self._update(
+            job_id, "update tam_job_queue set task_id = :task where id = :id and task_id is null", task=task_id
+        )
+        job = await self.get(job_id)
+        assert job.task_id is not None
+        return job.task_id
+
+    async def cancel(self, job_id: UUID, at: datetime) -> Job:
+        return await self.finish(job_id, JobStatus.CANCELLED, None, None, at)
+
+    async def _update(self, job_id: UUID, sql: str, **params: object) -> None:
+        """Run a guarded update; a job that does not exist is NotFound, one the guard skips is left alone."""
+        async with self._db.write() as conn:
+            cursor = await conn.execute(sql, {"id": str(job_id), **params})
+            if cursor.rowcount == 0:
+                async with conn.execute("select 1 from tam_job_queue where id = ?", (str(job_id),)) as found:
+                    if await found.fetchone() is None:
+                        raise NotFound(f"job {job_id} not found")
