@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from typing import Any
+
 from dependency_injector import containers, providers
 
 from tam.adapters.dramatiq_dispatch import ACTOR_NAMES, QUEUE, DramatiqJobDispatcher, build_redis_broker
@@ -16,6 +19,14 @@ from tam.adapters.memory import (
     StoreProgressSink,
     SystemClock,
 )
+from tam.adapters.postgres import (
+    PostgresCompanyRepo,
+    PostgresContactRepo,
+    PostgresJobRepo,
+    PostgresMigrator,
+    PostgresProjectRepo,
+    postgres_pool,
+)
 from tam.adapters.sandbox import (
     SandboxBehaviour,
     SandboxCompanySource,
@@ -24,7 +35,22 @@ from tam.adapters.sandbox import (
     SandboxPersonSearch,
     SandboxQualifier,
 )
-from tam.domain.model import JobType, Provider
+from tam.adapters.sqlite import (
+    SqliteCompanyRepo,
+    SqliteContactRepo,
+    SqliteJobRepo,
+    SqliteMigrator,
+    SqliteProjectRepo,
+    sqlite_database,
+)
+from tam.adapters.supabase import (
+    SupabaseCompanyRepo,
+    SupabaseContactRepo,
+    SupabaseJobRepo,
+    SupabaseProjectRepo,
+    supabase_client,
+)
+from tam.domain.model import InvalidInput, JobType, Provider
 from tam.domain.services.contacts import FindContacts
 from tam.domain.services.discover import RefineDiscolike, SourceCompanies
 from tam.domain.services.dispatch import DispatchJob, ExecuteJob
@@ -37,6 +63,42 @@ from tam.settings import Settings
 
 def _redis_url(settings: Settings) -> str | None:
     return settings.redis_url.get_secret_value() if settings.redis_url else None
+
+
+def _database_url(settings: Settings) -> str:
+    if settings.database_url is None or not settings.database_url.get_secret_value():
+        raise InvalidInput(f"DATABASE_URL is not set (needed with TAM_STORE={settings.tam_store})")
+    return settings.database_url.get_secret_value()
+
+
+# Storage resources open on the running event loop (`await container.init_resources()`); each is
+# None unless TAM_STORE selects it, so initialising every resource opens only the configured store.
+async def _sqlite_database(settings: Settings) -> AsyncIterator[Any]:
+    if settings.tam_store != "sqlite":
+        yield None
+        return
+    await SqliteMigrator(settings.tam_sqlite_path).run()  # the embedded store keeps its own schema current
+    async with sqlite_database(settings.tam_sqlite_path) as db:
+        yield db
+
+
+async def _postgres_pool(settings: Settings) -> AsyncIterator[Any]:
+    if settings.tam_store != "postgres":
+        yield None
+        return
+    async with postgres_pool(_database_url(settings)) as pool:
+        yield pool
+
+
+async def _supabase_client(settings: Settings) -> AsyncIterator[Any]:
+    if settings.tam_store != "supabase":
+        yield None
+        return
+    key = settings.supabase_service_role_key
+    if not settings.supabase_url or key is None or not key.get_secret_value():
+        raise InvalidInput("SUPABASE_URL and SUPABASE_SERVICE_ROLE_KEY must be set with TAM_STORE=supabase")
+    async with supabase_client(settings.supabase_url, key.get_secret_value()) as client:
+        yield client
 
 
 def _capacities(settings: Settings) -> dict[str, int]:
@@ -53,10 +115,44 @@ class Container(containers.DeclarativeContainer):
 
     # --- storage ---------------------------------------------------------------------------
     memory_db = providers.Singleton(MemoryDatabase)
-    projects = providers.Selector(store_kind, memory=providers.Singleton(MemoryProjectRepo, memory_db))
-    companies = providers.Selector(store_kind, memory=providers.Singleton(MemoryCompanyRepo, memory_db))
-    contacts = providers.Selector(store_kind, memory=providers.Singleton(MemoryContactRepo, memory_db))
-    jobs = providers.Selector(store_kind, memory=providers.Singleton(MemoryJobRepo, memory_db))
+    sqlite_db = providers.Resource(_sqlite_database, settings)
+    postgres_pool = providers.Resource(_postgres_pool, settings)
+    supabase_client = providers.Resource(_supabase_client, settings)
+    projects = providers.Selector(
+        store_kind,
+        memory=providers.Singleton(MemoryProjectRepo, memory_db),
+        sqlite=providers.Singleton(SqliteProjectRepo, sqlite_db),
+        postgres=providers.Singleton(PostgresProjectRepo, postgres_pool),
+        supabase=providers.Singleton(SupabaseProjectRepo, supabase_client),
+    )
+    companies = providers.Selector(
+        store_kind,
+        memory=providers.Singleton(MemoryCompanyRepo, memory_db),
+        sqlite=providers.Singleton(SqliteCompanyRepo, sqlite_db),
+        postgres=providers.Singleton(PostgresCompanyRepo, postgres_pool),
+        supabase=providers.Singleton(SupabaseCompanyRepo, supabase_client),
+    )
+    contacts = providers.Selector(
+        store_kind,
+        memory=providers.Singleton(MemoryContactRepo, memory_db),
+        sqlite=providers.Singleton(SqliteContactRepo, sqlite_db),
+        postgres=providers.Singleton(PostgresContactRepo, postgres_pool),
+        supabase=providers.Singleton(SupabaseContactRepo, supabase_client),
+    )
+    jobs = providers.Selector(
+        store_kind,
+        memory=providers.Singleton(MemoryJobRepo, memory_db),
+        sqlite=providers.Singleton(SqliteJobRepo, sqlite_db),
+        postgres=providers.Singleton(PostgresJobRepo, postgres_pool),
+        supabase=providers.Singleton(SupabaseJobRepo, supabase_client),
+    )
+    # `tam migrate`: Supabase's schema is the same SQL, applied through its Postgres connection string.
+    migrator = providers.Selector(
+        store_kind,
+        sqlite=providers.Factory(SqliteMigrator, settings.provided.tam_sqlite_path),
+        postgres=providers.Factory(PostgresMigrator, providers.Callable(_database_url, settings)),
+        supabase=providers.Factory(PostgresMigrator, providers.Callable(_database_url, settings)),
+    )
 
     # --- providers ---------------------------------------------------------------------------
     sandbox = providers.Singleton(

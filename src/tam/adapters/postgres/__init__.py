@@ -1,6 +1,6 @@
 """PostgreSQL storage (asyncpg); also Supabase's Postgres through its direct or pooled connection string."""
 
-from tam.adapters.postgres.connection import StorageError, connect_options, open_pool, postgres_pool
+from tam.adapters.postgres.connection import connect_options, open_pool, postgres_pool
 from tam.adapters.postgres.migrations import MIGRATIONS_DIR, PostgresMigrator
 from tam.adapters.postgres.repos import PostgresCompanyRepo, PostgresContactRepo, PostgresJobRepo, PostgresProjectRepo
 
@@ -11,7 +11,6 @@ __all__ = [
     "PostgresJobRepo",
     "PostgresMigrator",
     "PostgresProjectRepo",
-    "StorageError",
     "connect_options",
     "open_pool",
     "postgres_pool",

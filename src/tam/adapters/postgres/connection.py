@@ -10,13 +10,10 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import asyncpg
 
-from tam.domain.model import NotFound, TamError
+from tam.adapters.sql.errors import MIGRATE_HINT, StorageError
+from tam.domain.model import NotFound
 
 SUPABASE_POOLER_PORT = 6543
-
-
-class StorageError(TamError):
-    """The database cannot be reached, lacks the schema or refused a request; names no secret."""
 
 
 def connect_options(url: str) -> tuple[str, dict[str, Any]]:
@@ -82,7 +79,7 @@ def translated_errors() -> Iterator[None]:
     except asyncpg.ForeignKeyViolationError as exc:
         raise NotFound(f"referenced row not found ({exc.constraint_name})") from None
     except asyncpg.UndefinedTableError:
-        raise StorageError("the tam tables are missing; run `tam migrate` first") from None
+        raise StorageError(MIGRATE_HINT) from None
     except asyncpg.InvalidPasswordError:
         raise StorageError("PostgreSQL refused the credentials in DATABASE_URL") from None
     except asyncpg.InvalidCatalogNameError as exc:

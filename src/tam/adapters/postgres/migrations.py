@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from tam.adapters.postgres.connection import StorageError, connect, translated_errors
+from tam.adapters.postgres.connection import connect, translated_errors
+from tam.adapters.sql.errors import StorageError
 
 # Found next to the source tree (the same files `supabase db push` applies).
 MIGRATIONS_DIR = Path(__file__).resolve().parents[4] / "supabase" / "migrations"

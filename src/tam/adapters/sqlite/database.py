@@ -13,14 +13,11 @@ from typing import Any
 
 import aiosqlite
 
-from tam.domain.model import NotFound, TamError
+from tam.adapters.sql.errors import MIGRATE_HINT, StorageError
+from tam.domain.model import NotFound
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 BUSY_TIMEOUT_MS = 10_000
-
-
-class SqliteError(TamError):
-    """The SQLite file cannot be opened or refused a write."""
 
 
 @contextmanager
@@ -30,11 +27,11 @@ def translated_errors() -> Iterator[None]:
     except sqlite3.IntegrityError as exc:
         if "FOREIGN KEY" in str(exc):
             raise NotFound("referenced row not found") from None
-        raise SqliteError(f"SQLite refused the write: {exc}") from None
+        raise StorageError(f"SQLite refused the write: {exc}") from None
     except sqlite3.OperationalError as exc:
         if "no such table" in str(exc):
-            raise SqliteError("the tam tables are missing; run `tam migrate` first") from None
-        raise SqliteError(f"SQLite: {exc}") from None
+            raise StorageError(MIGRATE_HINT) from None
+        raise StorageError(f"SQLite: {exc}") from None
 
 
 def _ensure_parent(path: str) -> None:
@@ -76,7 +73,7 @@ class SqliteDatabase:
     async def write(self) -> AsyncIterator[aiosqlite.Connection]:
         """A write transaction; BEGIN IMMEDIATE takes the file's write lock up front (no upgrade deadlock)."""
         if self._writer is None:
-            raise SqliteError("the SQLite database is not open")
+            raise StorageError("the SQLite database is not open")
         async with self._lock:
             conn = self._writer
             with translated_errors():
@@ -91,7 +88,7 @@ class SqliteDatabase:
     async def fetch(self, sql: str, params: Iterable[Any] = ()) -> list[sqlite3.Row]:
         conn = self._reader
         if conn is None:
-            raise SqliteError("the SQLite database is not open")
+            raise StorageError("the SQLite database is not open")
         with translated_errors():
             async with conn.execute(sql, tuple(params)) as cursor:
                 return list(await cursor.fetchall())

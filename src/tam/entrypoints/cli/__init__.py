@@ -26,6 +26,10 @@ def _register() -> None:
     serve.register(app)
     worker.register(app)
 
+    from tam.entrypoints.cli import migrate
+
+    migrate.register(app)
+
 
 def main() -> None:
     _register()

@@ -1,0 +1,35 @@
+"""`tam migrate`: create or update the schema of the configured store (TAM_STORE)."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+
+import typer
+
+from tam.containers import build_container
+from tam.domain.model import TamError
+from tam.settings import Settings
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def migrate() -> None:
+        """Apply the schema migrations not applied yet (safe to run again)."""
+        try:
+            settings = Settings()
+            if settings.tam_store == "memory":
+                print("tam: the memory store has no schema; nothing to migrate")
+                return
+            ran = asyncio.run(build_container(settings).migrator().run())
+        except TamError as exc:
+            print(f"tam: migrate failed: {exc}", file=sys.stderr)
+            raise typer.Exit(1) from None
+        except Exception as exc:  # pydantic's settings errors and the like: one line, no traceback
+            print(f"tam: migrate failed: {type(exc).__name__}: {str(exc).splitlines()[0]}", file=sys.stderr)
+            raise typer.Exit(1) from None
+        where = settings.tam_sqlite_path if settings.tam_store == "sqlite" else "DATABASE_URL"
+        if not ran:
+            print(f"tam: {settings.tam_store} schema at {where} is up to date")
+        for name in ran:
+            print(f"applied {name}")
