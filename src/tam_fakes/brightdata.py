@@ -80,7 +80,8 @@ def expected_active(url: str) -> bool | None:
 
 
 def create_app(state: FakeState) -> Any:
-    snapshots: dict[str, dict[str, Any]] = {}
+    # Tests may reach in: state.options["snapshots"][snapshot_id]["polls"] = 0 makes it ready.
+    snapshots: dict[str, dict[str, Any]] = state.options.setdefault("snapshots", {})
     state.options.setdefault("records_billed", 0)
 
     def authorised(request: Request) -> bool:

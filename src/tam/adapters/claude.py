@@ -88,12 +88,12 @@ class ClaudeQualifier(LLMQualifier):
         attempts = 1 + self._malformed_retries
         problem = ""
         for _ in range(attempts):
-            message = await self._create(project, company)
-            usage = usage + _usage(message)
             try:
+                message = await self._create(project, company)
+                usage = usage + _usage(message)
                 qualified, reason = self._verdict(message)
-            except ValueError as exc:
-                problem = str(exc)
+            except ValueError as exc:  # unparseable body or a verdict that does not fit the schema
+                problem = str(exc) or type(exc).__name__
                 continue
             return Verdict(qualified, reason, usage)
         raise PermanentItemError(PROVIDER, f"Claude gave no usable verdict after {attempts} tries: {problem}")
@@ -140,7 +140,7 @@ class ClaudeQualifier(LLMQualifier):
                     continue
                 raise self._status_error(exc) from exc
             except anthropic.APIResponseValidationError as exc:
-                raise PermanentItemError(PROVIDER, "Claude: malformed response") from exc
+                raise ValueError("malformed response body") from exc
 
     def _status_error(self, exc: Any) -> CredentialError | TransientProviderError | PermanentItemError:
         status = int(exc.status_code)
