@@ -1,0 +1,159 @@
+"""RedisLimiter: per-provider concurrency that holds across every process sharing one Redis.
+
+Each provider has a sorted set of leases scored by their expiry (Redis server time, so hosts with
+skewed clocks agree). Acquiring runs one Lua script: drop expired leases, count, add if below
+capacity. A held lease is renewed in the background; a process that dies (even SIGKILL) stops
+renewing, so its slots free themselves within one lease TTL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import uuid
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from tam.adapters.http import reveal
+from tam.domain.model import TransientProviderError
+
+log = logging.getLogger(__name__)
+
+# KEYS[1] lease set; ARGV: token, capacity, ttl_ms. Returns 1 when the lease was taken.
+_ACQUIRE = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+if redis.call('ZCARD', KEYS[1]) < tonumber(ARGV[2]) then
+  redis.call('ZADD', KEYS[1], now + tonumber(ARGV[3]), ARGV[1])
+  redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[3]) * 2)
+  return 1
+end
+return 0
+"""
+
+# KEYS[1] lease set; ARGV: ttl_ms, tokens... Pushes the expiry of leases still held.
+_RENEW = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local kept = 0
+for i = 2, #ARGV do
+  kept = kept + redis.call('ZADD', KEYS[1], 'XX', 'CH', now + tonumber(ARGV[1]), ARGV[i])
+end
+redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[1]) * 2)
+return kept
+"""
+
+
+class RedisLimiter:
+    def __init__(
+        self,
+        url: Any,
+        capacities: Mapping[str, int],
+        *,
+        default: int = 1,
+        prefix: str = "tam",
+        lease_ttl: float = 15.0,
+        poll: tuple[float, float] = (0.02, 0.25),
+        redis_unavailable_after: float = 10.0,
+    ) -> None:
+        self._url = reveal(url) or "redis://127.0.0.1:6379/0"
+        self._capacities = dict(capacities)
+        self._default = default
+        self._prefix = prefix
+        self._ttl_ms = max(int(lease_ttl * 1000), 1000)
+        self._poll_min, self._poll_max = poll
+        self._unavailable_after = redis_unavailable_after
+        self._redis: Redis | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._held: dict[str, set[str]] = {}
+        self._renewer: asyncio.Task[None] | None = None
+
+    def capacity(self, provider: str) -> int:
+        return self._capacities.get(provider, self._default)
+
+    def key(self, provider: str) -> str:
+        return f"{self._prefix}:limit:{provider}"
+
+    def _client(self) -> Redis:
+        loop = asyncio.get_running_loop()
+        if self._redis is None or self._loop is not loop:
+            self._redis = Redis.from_url(self._url, socket_connect_timeout=2, socket_timeout=5)
+            self._loop = loop
+            self._held = {}
+            self._renewer = None
+        return self._redis
+
+    @asynccontextmanager
+    async def slot(self, provider: str) -> AsyncIterator[None]:
+        token = await self._acquire(provider)
+        self._held.setdefault(provider, set()).add(token)
+        self._ensure_renewer()
+        try:
+            yield
+        finally:
+            self._held.get(provider, set()).discard(token)
+            with contextlib.suppress(RedisError, OSError):
+                # Shielded so a cancelled call still gives its slot back at once.
+                await asyncio.shield(self._client().zrem(self.key(provider), token))
+
+    async def _acquire(self, provider: str) -> str:
+        """Waits (without blocking the loop, never raising for a full limit) until a lease is free."""
+        token = uuid.uuid4().hex
+        pause = self._poll_min
+        failing_since: float | None = None
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                taken = await self._client().eval(
+                    _ACQUIRE, 1, self.key(provider), token, self.capacity(provider), self._ttl_ms
+                )
+                failing_since = None
+            except (RedisError, OSError) as exc:
+                failing_since = failing_since or loop.time()
+                if loop.time() - failing_since >= self._unavailable_after:
+                    raise TransientProviderError(provider, f"concurrency limiter unreachable (Redis): {exc}") from exc
+                taken = 0
+            if taken:
+                return token
+            # Jittered, growing pauses: waiters in many processes do not poll in lockstep.
+            await asyncio.sleep(random.uniform(pause / 2, pause))
+            pause = min(pause * 1.5, self._poll_max)
+
+    def _ensure_renewer(self) -> None:
+        if self._renewer is None or self._renewer.done():
+            self._renewer = asyncio.get_running_loop().create_task(self._renew_forever(), name="redis-limiter-renew")
+
+    async def _renew_forever(self) -> None:
+        interval = self._ttl_ms / 1000 / 3
+        while any(self._held.values()):
+            await asyncio.sleep(interval)
+            for provider, tokens in list(self._held.items()):
+                if not tokens:
+                    continue
+                try:
+                    await self._client().eval(_RENEW, 1, self.key(provider), self._ttl_ms, *tokens)
+                except (RedisError, OSError) as exc:
+                    log.warning("could not renew %s leases: %s", provider, exc)
+
+    async def in_use(self, provider: str) -> int:
+        """Leases not yet expired (for tests and health checks)."""
+        client = self._client()
+        now_s, now_us = await client.time()
+        now_ms = now_s * 1000 + now_us // 1000
+        return int(await client.zcount(self.key(provider), now_ms + 1, "+inf"))
+
+    async def aclose(self) -> None:
+        if self._renewer is not None:
+            self._renewer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._renewer
+        redis, self._redis = self._redis, None
+        if redis is not None and self._loop is asyncio.get_running_loop():
+            await redis.aclose()
