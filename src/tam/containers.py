@@ -7,6 +7,9 @@ from typing import Any
 
 from dependency_injector import containers, providers
 
+from tam.adapters.brightdata import BrightDataLinkedinChecker
+from tam.adapters.claude import ClaudeQualifier
+from tam.adapters.discolike import DiscolikeCompanySource
 from tam.adapters.dramatiq_dispatch import ACTOR_NAMES, QUEUE, DramatiqJobDispatcher, build_redis_broker
 from tam.adapters.inprocess_dispatch import InProcessJobDispatcher
 from tam.adapters.memory import (
@@ -27,6 +30,8 @@ from tam.adapters.postgres import (
     PostgresProjectRepo,
     postgres_pool,
 )
+from tam.adapters.prospeo import ProspeoEmailFinder, ProspeoPersonSearch
+from tam.adapters.redis_limiter import RedisLimiter
 from tam.adapters.sandbox import (
     SandboxBehaviour,
     SandboxCompanySource,
@@ -162,12 +167,67 @@ class Container(containers.DeclarativeContainer):
         latency=settings.provided.tam_sandbox_latency,
         fault_rate=settings.provided.tam_sandbox_fault_rate,
     )
-    qualifier = providers.Selector(providers_kind, sandbox=providers.Singleton(SandboxQualifier, sandbox))
-    company_source = providers.Selector(providers_kind, sandbox=providers.Singleton(SandboxCompanySource, sandbox))
-    person_search = providers.Selector(providers_kind, sandbox=providers.Singleton(SandboxPersonSearch, sandbox))
-    email_finder = providers.Selector(providers_kind, sandbox=providers.Singleton(SandboxEmailFinder, sandbox))
-    linkedin_checker = providers.Selector(providers_kind, sandbox=providers.Singleton(SandboxLinkedinChecker, sandbox))
-    limiter = providers.Singleton(LocalLimiter, providers.Callable(_capacities, settings))
+    # Live adapters are built without checking keys: a missing key fails the first call (and so
+    # only the job that needs it) with a CredentialError naming the variable.
+    qualifier = providers.Selector(
+        providers_kind,
+        sandbox=providers.Singleton(SandboxQualifier, sandbox),
+        live=providers.Singleton(
+            ClaudeQualifier,
+            api_key=settings.provided.anthropic_api_key,
+            model=settings.provided.tam_claude_model,
+            base_url=settings.provided.anthropic_base_url,
+            concurrency=settings.provided.tam_qualify_concurrency,
+        ),
+    )
+    company_source = providers.Selector(
+        providers_kind,
+        sandbox=providers.Singleton(SandboxCompanySource, sandbox),
+        live=providers.Singleton(
+            DiscolikeCompanySource,
+            api_key=settings.provided.discolike_api_key,
+            base_url=settings.provided.discolike_base_url,
+            concurrency=settings.provided.tam_source_companies_concurrency,
+        ),
+    )
+    person_search = providers.Selector(
+        providers_kind,
+        sandbox=providers.Singleton(SandboxPersonSearch, sandbox),
+        live=providers.Singleton(
+            ProspeoPersonSearch,
+            api_key=settings.provided.prospeo_api_key,
+            base_url=settings.provided.prospeo_base_url,
+            concurrency=settings.provided.tam_find_contacts_concurrency,
+        ),
+    )
+    email_finder = providers.Selector(
+        providers_kind,
+        sandbox=providers.Singleton(SandboxEmailFinder, sandbox),
+        live=providers.Singleton(
+            ProspeoEmailFinder,
+            api_key=settings.provided.prospeo_api_key,
+            base_url=settings.provided.prospeo_base_url,
+            concurrency=settings.provided.tam_find_contacts_enrich_concurrency,
+        ),
+    )
+    linkedin_checker = providers.Selector(
+        providers_kind,
+        sandbox=providers.Singleton(SandboxLinkedinChecker, sandbox),
+        live=providers.Singleton(
+            BrightDataLinkedinChecker,
+            api_key=settings.provided.bright_data_api_key,
+            base_url=settings.provided.bright_data_base_url,
+            dataset_id=settings.provided.bright_data_dataset_id,
+            concurrency=settings.provided.tam_check_linkedin_concurrency,
+        ),
+    )
+    # Limits hold across every worker process when REDIS_URL is set, else within this one.
+    limiter_kind = providers.Callable(lambda s: "redis" if s.redis_url else "local", settings)
+    limiter = providers.Selector(
+        limiter_kind,
+        redis=providers.Singleton(RedisLimiter, settings.provided.redis_url, providers.Callable(_capacities, settings)),
+        local=providers.Singleton(LocalLimiter, providers.Callable(_capacities, settings)),
+    )
 
     # --- use cases ---------------------------------------------------------------------------
     progress = providers.Singleton(StoreProgressSink, jobs)
