@@ -63,7 +63,7 @@ def live_settings(fakes: dict[str, FakeServer], **changes: Any) -> Settings:
         "tam_refine_discolike_max_records": 10,
     }
     values.update(changes)
-    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+    return Settings(_env_file=None, **values)
 
 
 @pytest.fixture
