@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -277,6 +278,14 @@ class Container(containers.DeclarativeContainer):
         inprocess=providers.Singleton(InProcessJobDispatcher, execute_job, settings.provided.time_limit),
     )
     dispatch_job = providers.Factory(DispatchJob, jobs, projects, dispatcher, clock)
+
+
+async def provide(provider: Any) -> Any:
+    """Call a provider; with an async resource (a database pool) in its graph the result is awaitable."""
+    value = provider()
+    if inspect.isawaitable(value):
+        value = await value
+    return value
 
 
 def build_container(settings: Settings | None = None) -> Container:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import tempfile
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from uuid import UUID
 
 import typer
@@ -21,7 +23,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from tam.containers import Container, build_container
+from tam.containers import Container, build_container, provide
 from tam.domain.model import Job, JobType, Project, QualificationStatus, Usage
 from tam.domain.model import Progress as JobProgress
 from tam.domain.services.runner import RunnerSettings
@@ -88,68 +90,89 @@ def register(app: typer.Typer) -> None:
         companies: int = typer.Option(150, "--companies", min=5, max=10_000, help="How many companies to source."),
         seed: int = typer.Option(7, "--seed", help="Seed of the simulated providers' answers."),
         latency: float = typer.Option(0.3, "--latency", min=0, help="Mean simulated call latency, seconds."),
+        db: Path | None = typer.Option(None, "--db", help="SQLite file to keep (default: a temporary one)."),
         fault_rate: float = typer.Option(
             0.02, "--fault-rate", min=0, max=1, help="Share of calls that fail transiently."
         ),
     ) -> None:
         """Run all five steps on a sample project with simulated providers and live progress bars."""
-        settings = Settings(
-            tam_store="memory",
-            tam_providers="sandbox",
-            tam_sandbox_seed=seed,
-            tam_sandbox_latency=latency,
-            tam_sandbox_fault_rate=fault_rate,
-            tam_source_companies_max_records=companies,
-        )
-        asyncio.run(run_demo(build_container(settings)))
+        with tempfile.TemporaryDirectory(prefix="tam-demo-") as tmp:
+            path = db or Path(tmp) / "tam-demo.db"
+            settings = Settings(
+                tam_store="sqlite",
+                tam_sqlite_path=str(path),
+                tam_providers="sandbox",
+                tam_sandbox_seed=seed,
+                tam_sandbox_latency=latency,
+                tam_sandbox_fault_rate=fault_rate,
+                tam_source_companies_max_records=companies,
+            )
+            results = asyncio.run(run_demo(build_container(settings), kept=db is not None))
+        if any(r.job.error for r in results):
+            raise SystemExit(1)
 
 
-async def run_demo(container: Container) -> list[StepResult]:
+async def run_demo(container: Container, kept: bool = False) -> list[StepResult]:
     console = Console()
+    settings: Settings = container.settings()
     container.runner_settings.override(providers.Object(RunnerSettings(flush_interval=0.2)))
-    project = await container.projects().add(SAMPLE)
-    console.print(f"[bold]tam demo[/] - project [cyan]{project.name}[/] ({project.id}), simulated providers")
-    bars = Progress(
-        TextColumn("{task.description:<20}"),
-        BarColumn(bar_width=30),
-        MofNCompleteColumn(),
-        RateColumn(),
-        TextColumn("ETA"),
-        TimeRemainingColumn(),
-        TimeElapsedColumn(),
-        TextColumn("[dim]{task.fields[message]}"),
-        console=console,
-    )
-    sink = RichProgressSink(container.progress(), bars)
-    container.progress.override(providers.Object(sink))
-    results = []
-    with bars:
-        for job_type, label in STEPS:
-            job = await container.jobs().add(Job(project_id=project.id, job_type=job_type))
-            sink.tasks[job.id] = bars.add_task(label, total=None, message="starting")
-            started = time.perf_counter()
-            job = await container.runner().run(job.id, time_limit=container.settings().time_limit(job_type))
-            results.append(StepResult(label, job, time.perf_counter() - started))
-            bars.update(sink.tasks[job.id], message=job.error or job.message or "")
-    console.print(await summary(container, project, results))
-    failed = [r for r in results if r.job.error]
-    if failed:
-        raise SystemExit(1)
-    return results
+    await container.init_resources()
+    try:
+        projects, jobs = await provide(container.projects), await provide(container.jobs)
+        project = await projects.add(SAMPLE)
+        where = settings.tam_sqlite_path if kept else f"{settings.tam_sqlite_path} (temporary; --db PATH keeps it)"
+        console.print(f"[bold]tam demo[/]: project [cyan]{project.name}[/], simulated providers")
+        console.print(f"SQLite database: {where}")
+        bars = Progress(
+            TextColumn("{task.description:<20}"),
+            BarColumn(bar_width=24),
+            MofNCompleteColumn(),
+            RateColumn(),
+            TimeRemainingColumn(),
+            TimeElapsedColumn(),
+            TextColumn("[dim]{task.fields[message]}"),
+            console=console,
+        )
+        sink = RichProgressSink(await provide(container.progress), bars)
+        container.progress.override(providers.Object(sink))
+        results = []
+        with bars:
+            for job_type, label in STEPS:
+                job = await jobs.add(Job(project_id=project.id, job_type=job_type))
+                sink.tasks[job.id] = bars.add_task(label, total=None, message="starting")
+                started = time.perf_counter()
+                runner = await provide(container.runner)
+                job = await runner.run(job.id, time_limit=settings.time_limit(job_type))
+                results.append(StepResult(label, job, time.perf_counter() - started))
+                bars.update(sink.tasks[job.id], message=job.error or job.message or "")
+        console.print(await summary(container, project, results))
+        return results
+    finally:
+        container.progress.reset_override()
+        await container.shutdown_resources()
 
 
 async def summary(container: Container, project: Project, results: list[StepResult]) -> Table:
-    counts = await container.companies().count_by_status(project.id)
-    stats = await container.contacts().stats(project.id)
+    counts = await (await provide(container.companies)).count_by_status(project.id)
+    stats = await (await provide(container.contacts)).stats(project.id)
     table = Table(title="Summary", show_header=True)
-    table.add_column("what")
-    table.add_column("value", justify="right")
-    for status in QualificationStatus:
-        table.add_row(f"companies {status.value}", str(counts.get(status, 0)))
-    table.add_row("contacts", str(stats.total))
-    table.add_row("emails found", str(stats.with_email))
-    table.add_row("LinkedIn active / inactive", f"{stats.linkedin_active} / {stats.linkedin_inactive}")
+    table.add_column("step")
+    table.add_column("status")
+    table.add_column("time", justify="right")
+    table.add_column("result")
+    table.add_column("usage")
     for r in results:
         usage = ", ".join(f"{k}={v}" for k, v in sorted(r.job.usage.counts.items())) or "-"
-        table.add_row(f"{r.label} ({r.job.status.value})", f"{r.seconds:5.1f} s   {usage}")
+        table.add_row(r.label, r.job.status.value, f"{r.seconds:.1f} s", r.job.error or r.job.message or "", usage)
+    table.add_section()
+    by_status = ", ".join(f"{counts.get(st, 0)} {st.value}" for st in QualificationStatus)
+    table.add_row("companies", "", "", by_status, "")
+    table.add_row(
+        "contacts",
+        "",
+        "",
+        f"{stats.total} contacts, {stats.with_email} emails found, "
+        f"{stats.linkedin_active} LinkedIn profiles active, {stats.linkedin_inactive} inactive",
+        "",
+    )
     return table
