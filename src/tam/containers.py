@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 from collections.abc import AsyncIterator
 from typing import Any
@@ -286,6 +287,20 @@ async def provide(provider: Any) -> Any:
     if inspect.isawaitable(value):
         value = await value
     return value
+
+
+@contextlib.asynccontextmanager
+async def resources_open(container: Container) -> AsyncIterator[Container]:
+    """Open the container's resources (database pool or file) on the running loop, close them after."""
+    started = container.init_resources()
+    if inspect.isawaitable(started):
+        await started
+    try:
+        yield container
+    finally:
+        stopped = container.shutdown_resources()
+        if inspect.isawaitable(stopped):
+            await stopped
 
 
 def build_container(settings: Settings | None = None) -> Container:

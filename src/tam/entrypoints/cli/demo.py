@@ -23,7 +23,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from tam.containers import Container, build_container, provide
+from tam.containers import Container, build_container, provide, resources_open
 from tam.domain.model import Job, JobType, Project, QualificationStatus, Usage
 from tam.domain.model import Progress as JobProgress
 from tam.domain.services.runner import RunnerSettings
@@ -116,8 +116,7 @@ async def run_demo(container: Container, kept: bool = False) -> list[StepResult]
     console = Console()
     settings: Settings = container.settings()
     container.runner_settings.override(providers.Object(RunnerSettings(flush_interval=0.2)))
-    await container.init_resources()
-    try:
+    async with resources_open(container):
         projects, jobs = await provide(container.projects), await provide(container.jobs)
         project = await projects.add(SAMPLE)
         where = settings.tam_sqlite_path if kept else f"{settings.tam_sqlite_path} (temporary; --db PATH keeps it)"
@@ -147,9 +146,6 @@ async def run_demo(container: Container, kept: bool = False) -> list[StepResult]
                 bars.update(sink.tasks[job.id], message=job.error or job.message or "")
         console.print(await summary(container, project, results))
         return results
-    finally:
-        container.progress.reset_override()
-        await container.shutdown_resources()
 
 
 async def summary(container: Container, project: Project, results: list[StepResult]) -> Table:
