@@ -65,6 +65,7 @@ from tam.domain.services.linkedin import CheckLinkedin
 from tam.domain.services.projects import ImportCompanies
 from tam.domain.services.qualify import QualifyCompanies
 from tam.domain.services.runner import JobRunner, RunnerSettings
+from tam.logs import JobLogContext
 from tam.settings import Settings
 
 
@@ -272,7 +273,8 @@ class Container(containers.DeclarativeContainer):
     broker = providers.Singleton(build_redis_broker, providers.Callable(_redis_url, settings))
     actor_names = providers.Object(ACTOR_NAMES)
     queue_name = providers.Object(QUEUE)
-    execute_job = providers.Factory(ExecuteJob, jobs, runner, clock)
+    # Each delivery runs with job_id/project_id bound on every log line (tam.logs).
+    execute_job = providers.Factory(JobLogContext, providers.Factory(ExecuteJob, jobs, runner, clock), jobs)
     dispatcher = providers.Selector(
         dispatch_kind,
         redis=providers.Singleton(DramatiqJobDispatcher, broker),

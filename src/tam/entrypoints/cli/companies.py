@@ -1,0 +1,137 @@
+"""`tam companies import FILE.csv --project ID`: bad rows are reported by line, good rows go in."""
+
+from __future__ import annotations
+
+import csv
+import re
+import sys
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import typer
+
+from tam.containers import provide
+from tam.domain.domains import normalise_domain
+from tam.domain.model import InvalidInput
+from tam.domain.services.projects import CompanyRow
+from tam.entrypoints.cli.session import ensure_project, fail, opened, parse_id, run
+
+companies_app = typer.Typer(no_args_is_help=True, help="Import companies into a project.")
+
+# Loose header matching: lower case, punctuation and underscores as spaces ("Company_Name" = "company name").
+COLUMNS: dict[str, tuple[str, ...]] = {
+    "domain": ("domain", "website", "url", "company domain", "company website", "company url", "web", "site"),
+    "name": ("name", "company", "company name", "organization", "organisation", "account name"),
+    "description": ("description", "company description", "about"),
+    "country": ("country", "country code", "hq country"),
+    "employee_range": ("employee range", "employees", "size", "company size", "employee count", "headcount"),
+    "linkedin_url": ("linkedin", "linkedin url", "company linkedin", "company linkedin url", "linkedin page"),
+}
+BATCH = 1000
+
+
+def header_key(text: str) -> str:
+    return " ".join(re.sub(r"[^a-z0-9]+", " ", text.lower()).split())
+
+
+def match_columns(header: Sequence[str]) -> dict[str, int]:
+    """Field name -> column index, for the first column whose header matches each field."""
+    found: dict[str, int] = {}
+    keys = [header_key(h) for h in header]
+    for field, aliases in COLUMNS.items():
+        for alias in aliases:
+            if alias in keys:
+                found[field] = keys.index(alias)
+                break
+    return found
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    line: int
+    reason: str
+
+
+def read_rows(path: Path) -> tuple[list[CompanyRow], list[Rejected]]:
+    try:
+        handle = path.open(newline="", encoding="utf-8-sig")
+    except OSError as exc:
+        fail(f"cannot read {path}: {exc.strerror or exc}")
+    with handle:
+        try:
+            return _parse(csv.reader(handle))
+        except UnicodeDecodeError:
+            fail(f"{path} is not UTF-8 text")
+        except csv.Error as exc:
+            fail(f"{path} is not a readable CSV file: {exc}")
+
+
+def _parse(reader: Iterator[list[str]]) -> tuple[list[CompanyRow], list[Rejected]]:
+    header = next(reader, None)
+    if header is None:
+        fail("the CSV file is empty")
+    columns = match_columns(header)
+    if "domain" not in columns:
+        fail(f"no domain column in the header (expected one of: {', '.join(COLUMNS['domain'][:4])})")
+    good: list[CompanyRow] = []
+    bad: list[Rejected] = []
+    for cells in reader:
+        line = reader.line_num  # type: ignore[attr-defined]
+        if not any(c.strip() for c in cells):
+            continue
+
+        def cell(field: str, cells: list[str] = cells) -> str | None:
+            index = columns.get(field)
+            value = cells[index].strip() if index is not None and index < len(cells) else ""
+            return value or None
+
+        domain = cell("domain")
+        try:
+            normalised = normalise_domain(domain)
+        except InvalidInput as exc:
+            bad.append(Rejected(line, str(exc)))
+            continue
+        good.append(
+            CompanyRow(
+                name=cell("name") or normalised,
+                domain=domain,
+                description=cell("description"),
+                country=cell("country"),
+                employee_range=cell("employee_range"),
+                linkedin_url=cell("linkedin_url"),
+            )
+        )
+    return good, bad
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(companies_app, name="companies")
+
+
+@companies_app.command("import")
+def import_(
+    file: Path = typer.Argument(
+        ..., help="CSV file with a header row (domain/website/url, name/company, ...).", show_default=False
+    ),
+    project: str = typer.Option(..., "--project", help="Project id."),
+) -> None:
+    """Import companies from a CSV file; rows without a usable domain are reported and skipped."""
+    project_id = parse_id(project)
+    rows, rejected = read_rows(file)
+    for r in rejected:
+        print(f"tam: {file.name}:{r.line}: {r.reason}", file=sys.stderr)
+
+    async def main() -> tuple[int, int]:
+        async with opened() as container:
+            await ensure_project(container, project_id)
+            importer = await provide(container.import_companies)
+            inserted = skipped = 0
+            for start in range(0, len(rows), BATCH):
+                result = await importer(project_id, rows[start : start + BATCH])
+                inserted += result.inserted
+                skipped += result.skipped
+            return inserted, skipped
+
+    inserted, skipped = run(main)
+    print(f"inserted {inserted}, skipped {skipped} (already in the project), rejected {len(rejected)}")

@@ -1,0 +1,157 @@
+"""`tam run STEP --project ID`: create a job, dispatch it and follow its row with a progress bar."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import sys
+from collections.abc import AsyncIterator
+from uuid import UUID
+
+import typer
+from dependency_injector import providers
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from tam.containers import Container, provide
+from tam.domain.model import InvalidInput, Job, JobStatus, JobType
+from tam.domain.services.runner import RunnerSettings
+from tam.entrypoints.cli.session import ensure_project, fail, load_settings, opened, parse_id, run, wide_console
+from tam.ports.storage import JobRepo
+
+POLL_INTERVAL = 0.25  # the job row is read about four times a second
+INTERRUPTED = 130
+
+
+def step_names() -> str:
+    return ", ".join(t.snake.replace("_", "-") for t in JobType)
+
+
+def parse_step(text: str) -> JobType:
+    """`findContacts`, `find_contacts` and `find-contacts` are one step."""
+    try:
+        return JobType.parse(text.strip().replace("-", "_"))
+    except InvalidInput:
+        fail(f"unknown step {text!r}; expected one of: {step_names()}")
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("run")
+    def run_step(
+        step: str = typer.Argument(..., metavar="STEP", help=f"One of: {step_names()} (camelCase works too)."),
+        project: str = typer.Option(..., "--project", help="Project id."),
+        detach: bool = typer.Option(False, "--detach", help="Only dispatch to the workers and print the job id."),
+    ) -> None:
+        """Run one step of the pipeline as a job and follow its progress (Ctrl-C offers to cancel it)."""
+        job_type = parse_step(step)
+        project_id = parse_id(project)
+        settings = load_settings()
+        if detach and settings.redis_url is None:
+            fail("--detach needs REDIS_URL and a running `tam worker`; without them the job runs in this process")
+        code = run(lambda: _run(project_id, job_type, detach, embedded=settings.redis_url is None))
+        if code:
+            raise typer.Exit(code)
+
+
+async def _run(project_id: UUID, job_type: JobType, detach: bool, *, embedded: bool) -> int:
+    async with opened() as container:
+        if embedded:  # smoother bars; the worker keeps its one write a second
+            container.runner_settings.override(providers.Object(RunnerSettings(flush_interval=POLL_INTERVAL)))
+        await ensure_project(container, project_id)
+        job, _task_id = await (await provide(container.dispatch_job)).create(project_id, job_type)
+        if detach:
+            print(job.id)
+            return 0
+        async with _embedded_jobs(container, embedded):
+            follower = JobFollower(container, await provide(container.jobs), embedded)
+            return await follower.follow(job)
+
+
+@contextlib.asynccontextmanager
+async def _embedded_jobs(container: Container, embedded: bool) -> AsyncIterator[None]:
+    """Without Redis the job runs as a task of this loop: let it finish before the store closes."""
+    try:
+        yield
+    finally:
+        if embedded:
+            dispatcher = await provide(container.dispatcher)
+            join = getattr(dispatcher, "join", None)
+            if join is not None:
+                await join()
+
+
+class JobFollower:
+    def __init__(self, container: Container, jobs: JobRepo, embedded: bool) -> None:
+        self._container = container
+        self._jobs = jobs
+        self._embedded = embedded
+        self._console = wide_console()
+        self._interrupted = asyncio.Event()
+
+    async def follow(self, job: Job) -> int:
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGINT, self._interrupted.set)
+        try:
+            return await self._follow(job)
+        finally:
+            loop.remove_signal_handler(signal.SIGINT)
+
+    async def _follow(self, job: Job) -> int:
+        bars = Progress(
+            TextColumn("{task.description:<16}"),
+            BarColumn(bar_width=30),
+            MofNCompleteColumn(),
+            TextColumn("{task.percentage:>3.0f}%"),
+            TimeElapsedColumn(),
+            TextColumn("[dim]{task.fields[message]}"),
+            console=self._console,
+        )
+        with bars:
+            bar = bars.add_task(job.job_type.value, total=None, message="queued")
+            while True:
+                job = await self._jobs.get(job.id)
+                if job.items_total:
+                    bars.update(bar, total=job.items_total, completed=job.items_done + job.items_failed)
+                bars.update(bar, message=job.error or job.message or job.status.value)
+                if job.status.finished:
+                    break
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._interrupted.wait(), POLL_INTERVAL)
+                if self._interrupted.is_set():
+                    self._interrupted.clear()
+                    bars.stop()
+                    if await self._confirm_cancel(job):
+                        return await self._cancel(job)
+                    if not self._embedded:
+                        print(f"tam: job {job.id} keeps running in the worker (see `tam jobs`)", file=sys.stderr)
+                        return 0
+                    bars.start()
+        return self._report(job)
+
+    async def _confirm_cancel(self, job: Job) -> bool:
+        if not sys.stdin.isatty():
+            return True
+        question = f"Cancel job {job.id} ({job.job_type.value})?"
+        try:
+            return await asyncio.to_thread(typer.confirm, question, default=False)
+        except (typer.Abort, EOFError):
+            return True
+
+    async def _cancel(self, job: Job) -> int:
+        clock = await provide(self._container.clock)
+        job = await self._jobs.cancel(job.id, clock.now())
+        if job.status is JobStatus.CANCELLED:
+            done = f"{job.items_done} of {job.items_total} items were done" if job.items_total else "nothing was done"
+            print(f"tam: job {job.id} cancelled ({done}; finished items stay)", file=sys.stderr)
+            return INTERRUPTED
+        return self._report(job)
+
+    def _report(self, job: Job) -> int:
+        if job.status is JobStatus.COMPLETED:
+            print(f"job {job.id} completed: {job.message or ''}".rstrip(": "))
+            return 0
+        if job.status is JobStatus.CANCELLED:
+            print(f"tam: job {job.id} was cancelled", file=sys.stderr)
+            return 1
+        print(f"tam: job {job.id} failed: {job.error or 'no error recorded'}", file=sys.stderr)
+        return 1

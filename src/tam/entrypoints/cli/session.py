@@ -1,0 +1,81 @@
+"""What every data command shares: one container opened on one event loop, and one-line errors."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import NoReturn, TypeVar
+from uuid import UUID
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+
+from tam.containers import Container, build_container, provide
+from tam.domain.model import NotFound, TamError
+from tam.settings import Settings
+
+T = TypeVar("T")
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    print(f"tam: {message}", file=sys.stderr)
+    raise typer.Exit(code)
+
+
+def parse_id(text: str, what: str = "project") -> UUID:
+    try:
+        return UUID(text)
+    except ValueError:
+        fail(f"{text!r} is not a valid {what} id (expected a UUID such as 0b7c6a1e-...)")
+
+
+def load_settings() -> Settings:
+    try:
+        return Settings()
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]).upper() or "settings"
+        fail(f"invalid configuration: {where}: {first['msg']}")
+
+
+@contextlib.asynccontextmanager
+async def opened(settings: Settings | None = None) -> AsyncIterator[Container]:
+    """The container with its resources (database pool or file) open for the length of a command."""
+    container = build_container(settings or load_settings())
+    started = container.init_resources()
+    if inspect.isawaitable(started):
+        await started
+    try:
+        yield container
+    finally:
+        stopped = container.shutdown_resources()
+        if inspect.isawaitable(stopped):
+            await stopped
+
+
+async def ensure_project(container: Container, project_id: UUID) -> None:
+    try:
+        await (await provide(container.projects)).get(project_id)
+    except NotFound:
+        fail(f"project {project_id} not found")
+
+
+def run(main: Callable[[], Awaitable[T]]) -> T:
+    """Run a command's coroutine; a TamError (a user mistake or a refused request) is one line."""
+    try:
+        return asyncio.run(_call(main))
+    except TamError as exc:
+        fail(str(exc))
+
+
+async def _call(main: Callable[[], Awaitable[T]]) -> T:
+    return await main()
+
+
+def wide_console() -> Console:
+    """A terminal keeps its width; a pipe gets room for whole UUIDs instead of rich's 80 columns."""
+    return Console() if sys.stdout.isatty() else Console(width=240)
