@@ -51,6 +51,7 @@ class FakeState:
     requests: list[Recorded] = field(default_factory=list)
     in_flight: int = 0
     peak_in_flight: int = 0
+    served_latencies: list[float] = field(default_factory=list)  # every injected delay, for benchmarks
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
@@ -67,6 +68,7 @@ class FakeState:
         with self._lock:
             self._script.clear()
             self.requests.clear()
+            self.served_latencies.clear()
             self.in_flight = self.peak_in_flight = 0
 
     def calls(self, path: str) -> list[Recorded]:
@@ -88,7 +90,9 @@ class FakeState:
             return 0.0
         with self._lock:
             mu = math.log(self.latency) - self.sigma**2 / 2  # so the mean is `latency`
-            return self._rng.lognormvariate(mu, self.sigma)
+            pause = self._rng.lognormvariate(mu, self.sigma)
+            self.served_latencies.append(pause)
+            return pause
 
     def enter(self) -> None:
         with self._lock:

@@ -89,6 +89,7 @@ class _Execution:
         self.stop = asyncio.Event()
         self.fatal: BaseException | None = None
         self.cancelled = False
+        self.ticking: asyncio.Future[None] | None = None
         seed = runner._settings.seed
         self.calls = ProviderCalls(
             runner._limiter,
@@ -120,6 +121,8 @@ class _Execution:
             ticker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await ticker
+            if self.ticking is not None:  # let a write the ticker had begun finish before the last one
+                await asyncio.gather(self.ticking, return_exceptions=True)
         await self.flush()
         return await self.finish()
 
@@ -158,12 +161,17 @@ class _Execution:
         interval = self.r._settings.flush_interval
         while True:
             await self.r._clock.sleep(interval)
-            if self.r._clock.monotonic() - self.last_flush >= interval:
-                await self.flush()
-            current = await self.r._jobs.get(self.job.id)
-            if current.status is JobStatus.CANCELLED:
-                self.cancelled = True
-                self.stop.set()
+            # Shielded: cancelling the ticker must not cut a store write in half (an open transaction).
+            self.ticking = asyncio.ensure_future(self.tick_once(interval))
+            await asyncio.shield(self.ticking)
+
+    async def tick_once(self, interval: float) -> None:
+        if self.r._clock.monotonic() - self.last_flush >= interval:
+            await self.flush()
+        current = await self.r._jobs.get(self.job.id)
+        if current.status is JobStatus.CANCELLED:
+            self.cancelled = True
+            self.stop.set()
 
     async def flush(self) -> None:
         self.last_flush = self.r._clock.monotonic()
