@@ -93,9 +93,10 @@ def create_app(c: Container, api_key: str | None = None) -> Starlette:
         try:
             yield
         finally:
-            if c.settings().redis_url is None:
-                # Embedded jobs run in this loop; they stop with it (and stay `running`).
-                await (await provide(c.dispatcher)).aclose()
+            # Embedded jobs run in this loop; they stop with it (and stay `running`).
+            close = getattr(await provide(c.dispatcher), "aclose", None)
+            if close is not None:
+                await close()
             stopped = c.shutdown_resources()
             if inspect.isawaitable(stopped):
                 await stopped

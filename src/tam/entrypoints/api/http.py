@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, TypeAdapter
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 
 from tam.containers import Container
 from tam.entrypoints.api.errors import BadRequest
@@ -62,6 +62,15 @@ async def parse_body_as(request: Request, adapter: TypeAdapter[T]) -> T:
 
 def parse_query(request: Request, model: type[M]) -> M:
     return model.model_validate(dict(request.query_params))
+
+
+def by_method(**handlers: Callable[[Request], Awaitable[Response]]) -> Callable[[Request], Awaitable[Response]]:
+    """One endpoint for several methods of a path, so a 405 lists all of them in `Allow`."""
+
+    async def endpoint(request: Request) -> Response:
+        return await handlers[request.method.lower()](request)
+
+    return endpoint
 
 
 def reply(model: BaseModel, status: int = 200) -> JSONResponse:

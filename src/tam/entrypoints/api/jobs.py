@@ -6,8 +6,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from tam.domain.model import JobType
-from tam.entrypoints.api.http import container, parse_body, parse_query, provide, reply
+from tam.entrypoints.api.http import by_method, container, parse_body, parse_query, provide, reply
 from tam.entrypoints.api.schemas import (
     CreatedJob,
     CreateJobRequest,
@@ -16,12 +15,13 @@ from tam.entrypoints.api.schemas import (
     JobQuery,
     RunRequest,
     RunResponse,
+    job_type_of,
 )
 
 
 async def run(request: Request) -> JSONResponse:
     body = await parse_body(request, RunRequest)
-    job_type = JobType.parse(body.job_type)
+    job_type = job_type_of(body.job_type)
     dispatch = await provide(container(request).dispatch_job)
     task_id = await dispatch.trigger(body.job_id, job_type, body.project_id)
     return reply(RunResponse(triggered=True, task_id=task_id))
@@ -29,7 +29,7 @@ async def run(request: Request) -> JSONResponse:
 
 async def create_job(request: Request) -> JSONResponse:
     body = await parse_body(request, CreateJobRequest)
-    job_type = JobType.parse(body.job_type)
+    job_type = job_type_of(body.job_type)
     dispatch = await provide(container(request).dispatch_job)
     job, task_id = await dispatch.create(body.project_id, job_type)
     return reply(CreatedJob(job_id=job.id, task_id=task_id), status=201)
@@ -57,8 +57,7 @@ async def cancel_job(request: Request) -> JSONResponse:
 
 routes = [
     Route("/api/tam/run", run, methods=["POST"]),
-    Route("/api/tam/jobs", create_job, methods=["POST"]),
-    Route("/api/tam/jobs", list_jobs, methods=["GET"]),
+    Route("/api/tam/jobs", by_method(post=create_job, get=list_jobs), methods=["GET", "POST"]),
     Route("/api/tam/jobs/{job_id:uuid}", get_job, methods=["GET"]),
     Route("/api/tam/jobs/{job_id:uuid}/cancel", cancel_job, methods=["POST"]),
 ]

@@ -9,7 +9,7 @@ from starlette.routing import Route
 
 from tam.domain.model import Project, QualificationStatus
 from tam.domain.services.projects import CompanyRow
-from tam.entrypoints.api.http import container, parse_body, parse_body_as, parse_query, provide, reply
+from tam.entrypoints.api.http import by_method, container, parse_body, parse_body_as, parse_query, provide, reply
 from tam.entrypoints.api.schemas import (
     CompanyCounts,
     CompanyIn,
@@ -109,7 +109,10 @@ async def list_contacts(request: Request) -> JSONResponse:
 routes = [
     Route("/api/tam/projects", create_project, methods=["POST"]),
     Route("/api/tam/projects/{project_id:uuid}", get_project, methods=["GET"]),
-    Route("/api/tam/projects/{project_id:uuid}/companies", import_companies, methods=["POST"]),
-    Route("/api/tam/projects/{project_id:uuid}/companies", list_companies, methods=["GET"]),
+    Route(
+        "/api/tam/projects/{project_id:uuid}/companies",
+        by_method(post=import_companies, get=list_companies),
+        methods=["GET", "POST"],
+    ),
     Route("/api/tam/projects/{project_id:uuid}/contacts", list_contacts, methods=["GET"]),
 ]

@@ -7,12 +7,13 @@ from datetime import datetime
 from typing import Annotated
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 from tam.domain.model import (
     CompanySourceKind,
     EmailStatus,
+    InvalidInput,
     JobStatus,
     JobType,
     QualificationStatus,
@@ -29,14 +30,28 @@ class _Response(BaseModel):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, from_attributes=True)
 
 
+# A plain string, so that an unknown job type gets the design's 422 rather than a validation 400; the
+# document still lists the accepted spellings, and `job_type_of` accepts exactly those.
 JobTypeText = Annotated[
     str,
     Field(
-        description="One of " + ", ".join(JOB_TYPE_SPELLINGS) + "; anything else is answered with 422.",
-        examples=["qualify", "find_contacts"],
-        max_length=100,
+        description="One of the job types, camelCase or snake_case; anything else is answered with 422.",
+        json_schema_extra={"enum": list(JOB_TYPE_SPELLINGS)},
     ),
 ]
+
+
+def _integral(value: object) -> object:
+    # JSON Schema counts 8.0 as an integer, so the document promises it; strict pydantic would not.
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+def job_type_of(text: str) -> JobType:
+    if text not in JOB_TYPE_SPELLINGS:
+        raise InvalidInput(f"unknown jobType {text[:60]!r}; expected one of {', '.join(t.value for t in JobType)}")
+    return JobType.parse(text)
+
+
 Text = Annotated[str, Field(max_length=10_000)]
 ShortText = Annotated[str, Field(max_length=500)]
 
@@ -92,7 +107,7 @@ class CreateProjectRequest(_Request):
     target_seniorities: Annotated[list[ShortText], Field(max_length=100)] = []
     countries: Annotated[list[Annotated[str, Field(pattern=r"^[A-Za-z]{2}$")]], Field(max_length=300)] = []
     employee_range: Annotated[str, Field(pattern=r"^\d+,\d+$")] | None = None
-    max_contacts_per_company: Annotated[int, Field(ge=1, le=100)] = 3
+    max_contacts_per_company: Annotated[int, Field(ge=1, le=100), BeforeValidator(_integral)] = 3
 
 
 class ProjectOut(_Response):
