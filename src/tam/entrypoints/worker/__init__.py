@@ -93,8 +93,8 @@ def build_worker_broker(container: Container) -> dramatiq.Broker:
     broker: dramatiq.Broker = container.broker()
     broker.add_middleware(AsyncIO())
     broker.add_middleware(CurrentMessage())
-    # before AsyncIO, so that resources close while its loop still runs
-    broker.add_middleware(ContainerResources(container), before=AsyncIO)
+    # after AsyncIO: `after_*` hooks run in reverse order, so resources close while its loop still runs
+    broker.add_middleware(ContainerResources(container))
     dramatiq.set_broker(broker)
     declare_actors(broker, container, container.settings())
     return broker
