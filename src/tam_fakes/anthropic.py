@@ -146,8 +146,8 @@ def create_app(state: FakeState) -> Any:
         }
         headers = {
             "request-id": _request_id(),
-            "anthropic-ratelimit-requests-limit": "4000",
-            "anthropic-ratelimit-requests-remaining": "3999",
+            "anthropic-ratelimit-requests-limit": str(int(state.rate_limit) or 4000),
+            "anthropic-ratelimit-requests-remaining": str(state.remaining()),
             "anthropic-ratelimit-requests-reset": "2026-11-29T00:00:00Z",
         }
         return JSONResponse(message, headers=headers)

@@ -8,6 +8,7 @@ import json
 import math
 import random
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -52,11 +53,41 @@ class FakeState:
     in_flight: int = 0
     peak_in_flight: int = 0
     served_latencies: list[float] = field(default_factory=list)  # every injected delay, for benchmarks
+    # Requests per minute admitted (0: no limit), as a token bucket holding `rate_burst` requests
+    # (default: the whole minute, as Anthropic's continuously replenished limit); beyond it, 429.
+    rate_limit: float = 0.0
+    rate_burst: float | None = None
+    throttled: int = 0  # requests answered 429 by the rate limit
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
         self._script: deque[Fault] = deque()
         self._rng = random.Random(self.seed)
+        self._tokens = self.burst
+        self._stamp = time.monotonic()
+
+    @property
+    def burst(self) -> float:
+        return self.rate_burst if self.rate_burst is not None else self.rate_limit
+
+    def admit(self) -> float | None:
+        """Takes one request from the rate limit: None when admitted, else seconds until it would be."""
+        if self.rate_limit <= 0:
+            return None
+        per_second = self.rate_limit / 60
+        with self._lock:
+            now = time.monotonic()
+            self._tokens = min(self.burst, self._tokens + (now - self._stamp) * per_second)
+            self._stamp = now
+            if self._tokens >= 1:
+                self._tokens -= 1
+                return None
+            self.throttled += 1
+            return (1 - self._tokens) / per_second
+
+    def remaining(self) -> int:
+        """Requests left in the rate limit right now (for the vendors' rate-limit headers)."""
+        return int(self._tokens) if self.rate_limit > 0 else 3999
 
     def inject(self, kind: str, times: int = 1, retry_after: float | None = None, path: str | None = None) -> None:
         if kind not in FAULT_KINDS:
@@ -69,6 +100,8 @@ class FakeState:
             self._script.clear()
             self.requests.clear()
             self.served_latencies.clear()
+            self.throttled = 0
+            self._tokens, self._stamp = self.burst, time.monotonic()
             self.in_flight = self.peak_in_flight = 0
 
     def calls(self, path: str) -> list[Recorded]:
@@ -146,6 +179,10 @@ async def arrive(
             request.method, request.url.path, list(request.query_params.multi_items()), dict(request.headers), body
         )
     )
+    wait = state.admit()
+    if wait is not None:  # refused at once, as real APIs do, with the wait in s (and ms for Anthropic)
+        headers = {"retry-after": str(math.ceil(wait)), "retry-after-ms": str(math.ceil(wait * 1000))}
+        return body, None, error(429, "rate_limited", headers)
     pause = state.delay()
     if pause:
         await asyncio.sleep(pause)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import multiprocessing
 import os
 import signal
@@ -15,6 +16,7 @@ import pytest
 
 from tam.adapters.memory import LocalLimiter
 from tam.adapters.redis_limiter import RedisLimiter
+from tam.domain.model import Pressure
 from tam.ports.runtime import ConcurrencyLimiter
 from tam_fakes import FakeServer
 from tests.contract.provider_fakes import KEY, company, live_adapter, project
@@ -151,3 +153,41 @@ async def test_slots_of_a_killed_process_free_within_the_lease_ttl(redis_server_
         holder.join(timeout=5)
         await limiter.aclose()
     assert holder.exitcode == -signal.SIGKILL
+
+
+async def test_a_throttle_slows_every_holder_and_retry_after_pauses_them(limiter: Any) -> None:
+    """Rate-limit pressure is shared: after a 429 with Retry-After nobody starts a call before it
+    ends, and the number allowed in flight is halved (in Redis: for every process)."""
+    async with limiter.slot("p"):
+        pass
+    await limiter.report("p", Pressure.THROTTLED, retry_after=0.3)
+    allowed = limiter.allowed("p")
+    if inspect.isawaitable(allowed):
+        allowed = await allowed
+    assert allowed == max(1, CAPACITY // 2)
+    started = time.monotonic()
+    async with limiter.slot("p"):
+        waited = time.monotonic() - started
+    assert waited >= 0.25
+
+
+async def test_redis_pressure_reaches_other_processes(redis_server_url: str, prefix: str) -> None:
+    one = RedisLimiter(redis_server_url, {"p": 8}, prefix=prefix)
+    other = RedisLimiter(redis_server_url, {"p": 8}, prefix=prefix)  # as if in another worker process
+    try:
+        async with one.slot("p"):
+            pass
+        await one.report("p", Pressure.THROTTLED, retry_after=0.4)
+        assert await other.allowed("p") == 4
+        assert 0.2 < await other.paused_for("p") <= 0.4
+        started = time.monotonic()
+        async with other.slot("p"):
+            assert time.monotonic() - started >= 0.2
+        for _ in range(40):  # answers without pressure grow the shared allowance back
+            async with other.slot("p"):
+                pass
+            await other.report("p", Pressure.EASY)
+        assert await one.allowed("p") == 8
+    finally:
+        await one.aclose()
+        await other.aclose()

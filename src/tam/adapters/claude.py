@@ -7,7 +7,15 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from tam.adapters.http import classify_status, excerpt, is_account_problem, missing_key, reveal
-from tam.domain.model import Company, CredentialError, PermanentItemError, Project, TransientProviderError, Usage
+from tam.domain.model import (
+    Company,
+    CredentialError,
+    PermanentItemError,
+    Pressure,
+    Project,
+    TransientProviderError,
+    Usage,
+)
 from tam.ports.providers import LLMQualifier, Verdict
 
 if TYPE_CHECKING:
@@ -89,13 +97,13 @@ class ClaudeQualifier(LLMQualifier):
         problem = ""
         for _ in range(attempts):
             try:
-                message = await self._create(project, company)
+                message, pressure = await self._create(project, company)
                 usage = usage + _usage(message)
                 qualified, reason = self._verdict(message)
             except ValueError as exc:  # unparseable body or a verdict that does not fit the schema
                 problem = str(exc) or type(exc).__name__
                 continue
-            return Verdict(qualified, reason, usage)
+            return Verdict(qualified, reason, usage, pressure)
         raise PermanentItemError(PROVIDER, f"Claude gave no usable verdict after {attempts} tries: {problem}")
 
     def _request(self, project: Project, company: Company) -> dict[str, Any]:
@@ -122,14 +130,15 @@ class ClaudeQualifier(LLMQualifier):
             request["output_config"] = {"format": {"type": "json_schema", "schema": VERDICT_SCHEMA}}
         return request
 
-    async def _create(self, project: Project, company: Company) -> Any:
+    async def _create(self, project: Project, company: Company) -> tuple[Any, Pressure]:
         import anthropic
 
         client = self._ensure()
         while True:
             forced = self._forced_tool
             try:
-                return await client.messages.create(**self._request(project, company))
+                raw = await client.messages.with_raw_response.create(**self._request(project, company))
+                return await raw.parse(), self._pressure(raw.headers)
             except anthropic.APITimeoutError as exc:
                 raise TransientProviderError(PROVIDER, "Claude: request timed out") from exc
             except anthropic.APIConnectionError as exc:
@@ -141,6 +150,14 @@ class ClaudeQualifier(LLMQualifier):
                 raise self._status_error(exc) from exc
             except anthropic.APIResponseValidationError as exc:
                 raise ValueError("malformed response body") from exc
+
+    def _pressure(self, headers: Any) -> Pressure:
+        """NEAR when fewer requests are left in the rate limit than this adapter may have in flight."""
+        try:
+            remaining = int(headers.get("anthropic-ratelimit-requests-remaining", ""))
+        except ValueError:
+            return Pressure.EASY
+        return Pressure.NEAR if remaining < self._concurrency else Pressure.EASY
 
     def _status_error(self, exc: Any) -> CredentialError | TransientProviderError | PermanentItemError:
         status = int(exc.status_code)

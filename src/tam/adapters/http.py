@@ -90,7 +90,10 @@ def classify_status(
         )
     if status in TRANSIENT_STATUSES or status >= 500:
         return TransientProviderError(
-            provider, f"{provider}: HTTP {status} {excerpt(body, 120)}", retry_after=parse_retry_after(headers)
+            provider,
+            f"{provider}: HTTP {status} {excerpt(body, 120)}",
+            retry_after=parse_retry_after(headers),
+            throttled=status == 429,
         )
     return None
 

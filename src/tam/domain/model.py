@@ -76,6 +76,14 @@ def new_id() -> UUID:
     return uuid4()
 
 
+class Pressure(enum.StrEnum):
+    """What a provider's answer said about its rate limit, for the concurrency limiter."""
+
+    EASY = "easy"  # served with room to spare: callers may speed up
+    NEAR = "near"  # served, but little of the quota is left (rate-limit headers): ease off
+    THROTTLED = "throttled"  # refused for the rate limit (429): slow down, wait out any Retry-After
+
+
 @dataclass(frozen=True, slots=True)
 class Project:
     name: str
@@ -272,11 +280,15 @@ class ProviderError(TamError):
 
 
 class TransientProviderError(ProviderError):
-    """429, 529, 5xx, timeouts: try again later; never an item failure on its own."""
+    """429, 529, 5xx, timeouts: try again later; never an item failure on its own. `throttled` means
+    the provider refused the call for its rate limit (429), which slows down everyone sharing it."""
 
-    def __init__(self, provider: str, message: str, *, retry_after: float | None = None) -> None:
+    def __init__(
+        self, provider: str, message: str, *, retry_after: float | None = None, throttled: bool = False
+    ) -> None:
         super().__init__(provider, message)
         self.retry_after = retry_after
+        self.throttled = throttled
 
 
 class PermanentItemError(ProviderError):

@@ -3,6 +3,8 @@
 - TransientProviderError: try again later (429, 529, 5xx, timeout), with `retry_after` when known;
 - PermanentItemError: this item cannot be done (bad input, malformed answer after a retry);
 - CredentialError: the key or account is unusable; the whole job must stop.
+
+Results may carry `pressure` (from the vendor's rate-limit headers): NEAR when little quota is left.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from dataclasses import dataclass
 from typing import Protocol
 from uuid import UUID
 
-from tam.domain.model import NO_USAGE, Company, EmailStatus, NewCompany, Person, Project, Usage
+from tam.domain.model import NO_USAGE, Company, EmailStatus, NewCompany, Person, Pressure, Project, Usage
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,6 +22,7 @@ class Verdict:
     qualified: bool
     reason: str
     usage: Usage = NO_USAGE
+    pressure: Pressure = Pressure.EASY
 
 
 class LLMQualifier(Protocol):
@@ -54,6 +57,7 @@ class CompanySource(Protocol):
 class PeopleFound:
     people: tuple[Person, ...]
     usage: Usage = NO_USAGE
+    pressure: Pressure = Pressure.EASY
 
 
 class PersonSearch(Protocol):
@@ -68,6 +72,7 @@ class EmailFound:
     email: str | None
     status: EmailStatus
     usage: Usage = NO_USAGE
+    pressure: Pressure = Pressure.EASY
 
 
 class EmailFinder(Protocol):

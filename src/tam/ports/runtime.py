@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Protocol
 from uuid import UUID
 
-from tam.domain.model import Job, Progress, Usage
+from tam.domain.model import Job, Pressure, Progress, Usage
 
 
 class Clock(Protocol):
@@ -30,7 +30,14 @@ class ConcurrencyLimiter(Protocol):
 
     def slot(self, provider: str) -> AbstractAsyncContextManager[None]:
         """Hold one of `provider`'s slots for the duration of one call; waits without blocking
-        the event loop."""
+        the event loop (also while `provider` is paused after a Retry-After)."""
+        ...
+
+    async def report(self, provider: str, pressure: Pressure, retry_after: float | None = None) -> None:
+        """How `provider` answered the call this task just made under `slot`, so that every caller
+        sharing the limit adapts: THROTTLED halves the calls allowed in flight (once per burst of
+        refusals; never below 1) and, with `retry_after` seconds, holds back every new call until
+        then; NEAR eases the allowance down; EASY grows it back up to `capacity`. Never raises."""
         ...
 
 

@@ -144,7 +144,9 @@ class SandboxBehaviour:
         if self.fault_rate and self._timing.random() < self.fault_rate:
             kind = self._timing.choice(("429 rate limited", "503 unavailable", "timeout"))
             retry_after = 0.2 if kind.startswith("429") else None
-            raise TransientProviderError(provider, f"{provider} (sandbox): {kind}", retry_after=retry_after)
+            raise TransientProviderError(
+                provider, f"{provider} (sandbox): {kind}", retry_after=retry_after, throttled=kind.startswith("429")
+            )
 
 
 class SandboxQualifier:

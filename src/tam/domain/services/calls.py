@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
-from tam.domain.model import PermanentItemError, ProviderOutage, TransientProviderError
+from tam.domain.model import PermanentItemError, Pressure, ProviderOutage, TransientProviderError
 from tam.ports.runtime import Clock, ConcurrencyLimiter
 
 T = TypeVar("T")
@@ -59,11 +59,15 @@ class ProviderCalls:
                 async with self._limiter.slot(provider):
                     result = await fn()
             except TransientProviderError as exc:
+                if exc.throttled:  # everyone sharing the provider slows down, not just this call
+                    await self._limiter.report(provider, Pressure.THROTTLED, exc.retry_after)
                 self._on_transient(provider, exc)
                 if attempt >= self._policy.max_attempts:
                     raise PermanentItemError(provider, f"gave up after {attempt} attempts: {exc}") from exc
                 await self._pause(self._delay(attempt, exc.retry_after))
                 continue
+            pressure = getattr(result, "pressure", Pressure.EASY)  # results may carry rate-limit hints
+            await self._limiter.report(provider, pressure if isinstance(pressure, Pressure) else Pressure.EASY)
             self._streak[provider] = 0
             self._last_success[provider] = self._clock.monotonic()
             return result
