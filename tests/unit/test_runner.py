@@ -215,3 +215,27 @@ def test_linkedin_batches_count_each_profile() -> None:
     assert len(world.instrument.calls) == 3  # batches of 3, 3 and 2
     assert sorted(c.linkedin_active for c in world.db.contacts.values()).count(False) == 3
     assert job.message == "Checked 8 of 8 profiles: 5 active, 3 inactive"
+
+
+def test_time_limit_on_a_first_attempt_leaves_the_job_for_the_retry_to_resume() -> None:
+    from tam.domain.model import TimeLimitExceeded
+
+    world = World()
+    qualifier = ScriptedQualifier(Script({}, delays={n: 10.0 for n in NAMES}), world.instrument)
+
+    async def main() -> tuple[Job, Job]:
+        await world.setup(NAMES)
+        job = await world.jobs.add(Job(project_id=world.project.id, job_type=JobType.QUALIFY))
+        runner = world.runner(qualifier=qualifier)
+        with pytest.raises(TimeLimitExceeded):
+            await runner.run(job.id, time_limit=25, last_attempt=False)
+        between = await world.jobs.get(job.id)
+        return between, await runner.run(job.id, time_limit=1000, last_attempt=True)
+
+    between, job = run_virtual(main)
+    assert between.status is JobStatus.RUNNING
+    assert 0 < between.items_done < len(NAMES)
+    assert job.status is JobStatus.COMPLETED
+    assert job.attempts == 2
+    # only the three companies in flight when time ran out are asked again
+    assert sum(world.instrument.calls.values()) <= len(NAMES) + 3

@@ -273,6 +273,10 @@ class Conflict(TamError):
     """The request contradicts the stored state (job of another project, already finished)."""
 
 
+class TimeLimitExceeded(TamError):
+    """An attempt ran out of time; the next attempt resumes where it stopped."""
+
+
 class ProviderError(TamError):
     def __init__(self, provider: str, message: str) -> None:
         super().__init__(message)

@@ -90,7 +90,7 @@ class ExecuteJob:
             )
             return await self._jobs.finish(job_id, JobStatus.FAILED, None, error, self._clock.now())
         try:
-            return await self._runner.run(job_id, time_limit)
+            return await self._runner.run(job_id, time_limit, last_attempt)
         except Exception as exc:
             if not last_attempt:
                 raise

@@ -22,6 +22,7 @@ from tam.domain.model import (
     Project,
     ProviderOutage,
     TamError,
+    TimeLimitExceeded,
 )
 from tam.domain.services.calls import ProviderCalls, RetryPolicy, Stopped
 from tam.domain.services.step import Step, Totals
@@ -62,8 +63,11 @@ class JobRunner:
         self._clock = clock
         self._settings = settings
 
-    async def run(self, job_id: UUID, time_limit: float | None = None) -> Job:
-        """Run (or resume) a job to a final status and return it. A finished job is left as is."""
+    async def run(self, job_id: UUID, time_limit: float | None = None, last_attempt: bool = True) -> Job:
+        """Run (or resume) a job to a final status and return it. A finished job is left as is.
+
+        Past `time_limit` seconds the attempt stops; on the last attempt the job fails, otherwise
+        TimeLimitExceeded is raised and the job stays running for the next attempt to resume."""
         job = await self._jobs.get(job_id)
         if job.status.finished:
             return job
@@ -74,9 +78,10 @@ class JobRunner:
             async with asyncio.timeout(time_limit):
                 return await _Execution(self, job).run()
         except TimeoutError:
-            return await self._jobs.finish(
-                job_id, JobStatus.FAILED, None, f"time limit of {time_limit:g} s exceeded", self._clock.now()
-            )
+            error = f"time limit of {time_limit:g} s exceeded"
+            if not last_attempt:
+                raise TimeLimitExceeded(error) from None
+            return await self._jobs.finish(job_id, JobStatus.FAILED, None, error, self._clock.now())
 
 
 class _Execution:
