@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import inspect
+import os
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -24,6 +25,7 @@ from tam.adapters.memory import (
     StoreProgressSink,
     SystemClock,
 )
+from tam.adapters.metrics import PrometheusCallObserver, PrometheusExposition
 from tam.adapters.postgres import (
     PostgresCompanyRepo,
     PostgresContactRepo,
@@ -265,12 +267,25 @@ class Container(containers.DeclarativeContainer):
             ),
         }
     )
-    runner = providers.Factory(JobRunner, jobs, projects, steps, limiter, progress, clock, runner_settings)
+    # --- metrics: provider calls counted where they happen; PROMETHEUS_MULTIPROC_DIR (prometheus_client's
+    # own variable) makes every process on the host write there and /metrics sum them.
+    call_observer = providers.Singleton(
+        PrometheusCallObserver, providers.Callable(os.environ.get, "PROMETHEUS_MULTIPROC_DIR")
+    )
+    metrics = providers.Factory(PrometheusExposition, call_observer, jobs)
+
+    runner = providers.Factory(
+        JobRunner, jobs, projects, steps, limiter, progress, clock, runner_settings, call_observer
+    )
     import_companies = providers.Factory(ImportCompanies, companies)
 
     # --- dispatch: Dramatiq on Redis when REDIS_URL is set, else jobs run in this process -----
     dispatch_kind = providers.Callable(lambda s: "redis" if s.redis_url else "inprocess", settings)
-    broker = providers.Singleton(build_redis_broker, providers.Callable(_redis_url, settings))
+    broker = providers.Singleton(
+        build_redis_broker,
+        providers.Callable(_redis_url, settings),
+        providers.Callable(lambda s: int(s.tam_worker_heartbeat_timeout * 1000), settings),
+    )
     actor_names = providers.Object(ACTOR_NAMES)
     queue_name = providers.Object(QUEUE)
     # Each delivery runs with job_id/project_id bound on every log line (tam.logs).

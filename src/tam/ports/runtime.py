@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime
-from typing import Protocol
+from typing import Literal, Protocol
 from uuid import UUID
 
 from tam.domain.model import Job, Pressure, Progress, Usage
@@ -51,3 +51,37 @@ class JobDispatcher(Protocol):
     async def dispatch(self, job: Job) -> str:
         """Hand the job to whatever runs jobs; returns its task id."""
         ...
+
+
+# How one provider call ended: answered, refused for the rate limit (429), another transient error
+# (5xx, timeout), any other error (permanent, credentials), or cancelled with its job.
+CallOutcome = Literal["ok", "throttled", "transient", "failed", "cancelled"]
+
+
+class CallObserver(Protocol):
+    """Watches provider calls, for metrics. Called around every call, so it must be cheap; never raises."""
+
+    def call_started(self, provider: str) -> None:
+        """A call to `provider` got its slot and is now in flight."""
+        ...
+
+    def call_finished(self, provider: str, seconds: float, outcome: CallOutcome) -> None:
+        """The call that `call_started` announced ended after `seconds`."""
+        ...
+
+    def call_retried(self, provider: str) -> None:
+        """A transient failure of `provider` will be retried after a pause."""
+        ...
+
+
+class SilentCallObserver:
+    """The default observer: watches nothing."""
+
+    def call_started(self, provider: str) -> None:
+        pass
+
+    def call_finished(self, provider: str, seconds: float, outcome: CallOutcome) -> None:
+        pass
+
+    def call_retried(self, provider: str) -> None:
+        pass

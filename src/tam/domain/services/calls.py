@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import TypeVar
 
 from tam.domain.model import PermanentItemError, Pressure, ProviderOutage, TransientProviderError
-from tam.ports.runtime import Clock, ConcurrencyLimiter
+from tam.ports.runtime import CallObserver, CallOutcome, Clock, ConcurrencyLimiter, SilentCallObserver
 
 T = TypeVar("T")
 
@@ -39,12 +40,14 @@ class ProviderCalls:
         policy: RetryPolicy,
         stop: asyncio.Event,
         rng: random.Random | None = None,
+        observer: CallObserver | None = None,
     ) -> None:
         self._limiter = limiter
         self._clock = clock
         self._policy = policy
         self._stop = stop
         self._rng = rng or random.Random()
+        self._observer = observer or SilentCallObserver()
         self._streak: dict[str, int] = {}
         self._last_success: dict[str, float] = {}
         self.transient_errors = 0
@@ -57,13 +60,15 @@ class ProviderCalls:
             attempt += 1
             try:
                 async with self._limiter.slot(provider):
-                    result = await fn()
+                    with self._observed(provider):
+                        result = await fn()
             except TransientProviderError as exc:
                 if exc.throttled:  # everyone sharing the provider slows down, not just this call
                     await self._limiter.report(provider, Pressure.THROTTLED, exc.retry_after)
                 self._on_transient(provider, exc)
                 if attempt >= self._policy.max_attempts:
                     raise PermanentItemError(provider, f"gave up after {attempt} attempts: {exc}") from exc
+                self._observer.call_retried(provider)
                 await self._pause(self._delay(attempt, exc.retry_after))
                 continue
             pressure = getattr(result, "pressure", Pressure.EASY)  # results may carry rate-limit hints
@@ -71,6 +76,23 @@ class ProviderCalls:
             self._streak[provider] = 0
             self._last_success[provider] = self._clock.monotonic()
             return result
+
+    @contextlib.contextmanager
+    def _observed(self, provider: str) -> Iterator[None]:
+        self._observer.call_started(provider)
+        began = self._clock.monotonic()
+        outcome: CallOutcome = "failed"
+        try:
+            yield
+            outcome = "ok"
+        except TransientProviderError as exc:
+            outcome = "throttled" if exc.throttled else "transient"
+            raise
+        except asyncio.CancelledError:
+            outcome = "cancelled"
+            raise
+        finally:
+            self._observer.call_finished(provider, self._clock.monotonic() - began, outcome)
 
     def _on_transient(self, provider: str, exc: TransientProviderError) -> None:
         self.transient_errors += 1

@@ -26,7 +26,7 @@ from tam.domain.model import (
 )
 from tam.domain.services.calls import ProviderCalls, RetryPolicy, Stopped
 from tam.domain.services.step import Step, Totals
-from tam.ports.runtime import Clock, ConcurrencyLimiter, ProgressSink
+from tam.ports.runtime import CallObserver, Clock, ConcurrencyLimiter, ProgressSink
 from tam.ports.storage import JobRepo, ProjectRepo
 
 log = logging.getLogger(__name__)
@@ -54,6 +54,7 @@ class JobRunner:
         progress: ProgressSink,
         clock: Clock,
         settings: RunnerSettings = RunnerSettings(),
+        observer: CallObserver | None = None,
     ) -> None:
         self._jobs = jobs
         self._projects = projects
@@ -62,6 +63,7 @@ class JobRunner:
         self._progress = progress
         self._clock = clock
         self._settings = settings
+        self._observer = observer
 
     async def run(self, job_id: UUID, time_limit: float | None = None, last_attempt: bool = True) -> Job:
         """Run (or resume) a job to a final status and return it. A finished job is left as is.
@@ -102,6 +104,7 @@ class _Execution:
             runner._settings.policy,
             self.stop,
             random.Random(seed) if seed is not None else None,
+            runner._observer,
         )
 
     async def run(self) -> Job:

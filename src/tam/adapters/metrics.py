@@ -1,0 +1,137 @@
+"""Prometheus metrics: provider calls as they happen, jobs and items read from the store at scrape time.
+
+Provider calls are counted in the process that makes them. With several processes on one host (the
+API and `tam worker`), set PROMETHEUS_MULTIPROC_DIR to an empty directory shared by all of them before
+they start: prometheus_client then writes every process's samples there and /metrics sums them. Jobs
+and items come from the store, so they are the whole system's whatever process answers the scrape.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.multiprocess import MultiProcessCollector
+
+from tam.domain.model import Job, JobStatus, JobType
+from tam.ports.runtime import CallOutcome
+from tam.ports.storage import JobRepo
+
+# Provider calls take from tens of milliseconds (a cached enrich) to a minute (a big discovery).
+LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
+
+
+class PrometheusCallObserver:
+    """A CallObserver that records calls in flight, latencies by outcome, 429s and retries."""
+
+    def __init__(self, multiprocess_dir: str | None = None) -> None:
+        self.multiprocess_dir = multiprocess_dir or None
+        # A registry per observer (not the global one), so several containers in one process never clash.
+        self.registry = CollectorRegistry(auto_describe=True)
+        self._in_flight = Gauge(
+            "tam_provider_calls_in_flight",
+            "Provider calls in flight",
+            ["provider"],
+            registry=self.registry,
+            multiprocess_mode="livesum",
+        )
+        self._latency = Histogram(
+            "tam_provider_call_seconds",
+            "Duration of one provider call, by how it ended",
+            ["provider", "outcome"],
+            registry=self.registry,
+            buckets=LATENCY_BUCKETS,
+        )
+        self._throttled = Counter(
+            "tam_provider_throttled",
+            "Provider answers refused for the rate limit (HTTP 429)",
+            ["provider"],
+            registry=self.registry,
+        )
+        self._retries = Counter(
+            "tam_provider_retries",
+            "Provider calls retried after a transient error",
+            ["provider"],
+            registry=self.registry,
+        )
+
+    def call_started(self, provider: str) -> None:
+        self._in_flight.labels(provider).inc()
+
+    def call_finished(self, provider: str, seconds: float, outcome: CallOutcome) -> None:
+        self._in_flight.labels(provider).dec()
+        self._latency.labels(provider, outcome).observe(max(seconds, 0.0))
+        if outcome == "throttled":
+            self._throttled.labels(provider).inc()
+
+    def call_retried(self, provider: str) -> None:
+        self._retries.labels(provider).inc()
+
+    def provider_metrics(self) -> Iterable[Metric]:
+        if self.multiprocess_dir is None:
+            return self.registry.collect()
+        merged = CollectorRegistry(auto_describe=True)
+        MultiProcessCollector(merged, path=self.multiprocess_dir)  # type: ignore[no-untyped-call]
+        return merged.collect()
+
+
+class _Families:
+    """Hands fixed metric families to a registry, for one scrape."""
+
+    def __init__(self, families: Iterable[Metric]) -> None:
+        self._families = list(families)
+
+    def collect(self) -> Iterator[Metric]:
+        yield from self._families
+
+
+def job_families(jobs: Iterable[Job]) -> list[Metric]:
+    """Jobs by type and status, and items done and failed and usage summed per job type."""
+    by_status: dict[tuple[str, str], int] = {(t.value, s.value): 0 for t in JobType for s in JobStatus}
+    done: dict[str, int] = {t.value: 0 for t in JobType}
+    failed: dict[str, int] = {t.value: 0 for t in JobType}
+    usage: dict[tuple[str, str], int] = defaultdict(int)
+    for job in jobs:
+        by_status[job.job_type.value, job.status.value] += 1
+        done[job.job_type.value] += job.items_done
+        failed[job.job_type.value] += job.items_failed
+        for unit, amount in job.usage.counts.items():
+            usage[job.job_type.value, unit] += amount
+    jobs_family = GaugeMetricFamily("tam_jobs", "Jobs in the store, by type and status", labels=["job_type", "status"])
+    for (job_type, status), n in sorted(by_status.items()):
+        jobs_family.add_metric([job_type, status], n)
+    done_family = GaugeMetricFamily("tam_job_items_done", "Items finished, summed over jobs", labels=["job_type"])
+    failed_family = GaugeMetricFamily("tam_job_items_failed", "Items failed, summed over jobs", labels=["job_type"])
+    for job_type in sorted(done):
+        done_family.add_metric([job_type], done[job_type])
+        failed_family.add_metric([job_type], failed[job_type])
+    usage_family = GaugeMetricFamily(
+        "tam_job_usage",
+        "Metered provider usage (tokens, credits, records), summed over jobs",
+        labels=["job_type", "unit"],
+    )
+    for (job_type, unit), amount in sorted(usage.items()):
+        usage_family.add_metric([job_type, unit], amount)
+    return [jobs_family, done_family, failed_family, usage_family]
+
+
+class PrometheusExposition:
+    """The text that /metrics serves."""
+
+    content_type = CONTENT_TYPE_LATEST
+
+    def __init__(self, observer: PrometheusCallObserver, jobs: JobRepo) -> None:
+        self._observer = observer
+        self._jobs = jobs
+
+    async def render(self) -> bytes:
+        # One read of the job table per scrape: jobs are few (a handful per project and step).
+        families: list[Any] = job_families(await self._jobs.list())
+        families += list(self._observer.provider_metrics())
+        registry = CollectorRegistry(auto_describe=False)
+        registry.register(_Families(families))
+        return generate_latest(registry)
