@@ -27,13 +27,13 @@ def _serve(vendor: str, knobs: dict[str, Any], conn: Connection) -> None:
                 conn.send(
                     {
                         "requests": len(state.requests),
+                        "throttled": state.throttled,
                         "peak_in_flight": state.peak_in_flight,
                         **{k: v for k, v in state.options.items() if isinstance(v, int | float)},
                     }
                 )
             elif command == "reset":
                 state.reset()
-                state.options.update({k: 0 for k, v in state.options.items() if k.startswith("count_")})
                 conn.send(None)
             else:
                 conn.send(None)

@@ -152,12 +152,14 @@ class ClaudeQualifier(LLMQualifier):
                 raise ValueError("malformed response body") from exc
 
     def _pressure(self, headers: Any) -> Pressure:
-        """NEAR when fewer requests are left in the rate limit than this adapter may have in flight."""
+        """NEAR when the rate limit is nearly spent: fewer requests left than a tenth of the calls this
+        adapter may have in flight (a larger margin would hold the pace below the limit when the
+        provider's bucket is small)."""
         try:
             remaining = int(headers.get("anthropic-ratelimit-requests-remaining", ""))
         except ValueError:
             return Pressure.EASY
-        return Pressure.NEAR if remaining < self._concurrency else Pressure.EASY
+        return Pressure.NEAR if remaining < max(1, self._concurrency // 10) else Pressure.EASY
 
     def _status_error(self, exc: Any) -> CredentialError | TransientProviderError | PermanentItemError:
         status = int(exc.status_code)
