@@ -63,7 +63,8 @@ def create_app(state: FakeState) -> Any:
         return request.headers.get("x-key") == state.api_key
 
     def headers() -> dict[str, str]:
-        return {"x-minute-request-left": "179", "x-daily-request-left": "249000"}
+        left = state.remaining() if state.rate_limit > 0 else 179
+        return {"x-minute-request-left": str(left), "x-daily-request-left": "249000"}
 
     async def search(request: Request) -> Response:
         body, fault, answer = await arrive(request, state, authorised, _error)

@@ -7,7 +7,7 @@ from typing import Any
 import httpx
 
 from tam.adapters.http import VendorHttp, excerpt
-from tam.domain.model import Company, EmailStatus, PermanentItemError, Person, Project, Usage
+from tam.domain.model import Company, EmailStatus, PermanentItemError, Person, Pressure, Project, Usage
 from tam.ports.providers import EmailFinder, EmailFound, PeopleFound, PersonSearch
 
 PROVIDER = "Prospeo"
@@ -45,11 +45,21 @@ def _reject(code: str, body: Any) -> PermanentItemError:
     return PermanentItemError(PROVIDER, f"Prospeo: {code}" + (f" ({excerpt(str(detail), 120)})" if detail else ""))
 
 
+def _pressure(response: httpx.Response, concurrency: int) -> Pressure:
+    """NEAR when this minute's requests are nearly spent (`x-minute-request-left`), as Claude's remaining."""
+    try:
+        left = int(response.headers.get("x-minute-request-left", ""))
+    except ValueError:
+        return Pressure.EASY
+    return Pressure.NEAR if left < max(1, concurrency // 10) else Pressure.EASY
+
+
 class ProspeoPersonSearch(PersonSearch):
     def __init__(
         self, *, api_key: Any, base_url: str = DEFAULT_BASE_URL, concurrency: int = 10, read_timeout: float = 30.0
     ) -> None:
         self._http = _http(api_key, base_url, concurrency, read_timeout)
+        self._concurrency = concurrency
 
     async def search(self, project: Project, company: Company, limit: int) -> PeopleFound:
         filters: dict[str, Any] = {
@@ -78,7 +88,8 @@ class ProspeoPersonSearch(PersonSearch):
             if len(results) < PAGE_SIZE or page >= int(pagination.get("total_page") or page):
                 break
             page += 1
-        return PeopleFound(tuple(people[:limit]), Usage.of(prospeo_credits=credits))
+        pressure = _pressure(response, self._concurrency)
+        return PeopleFound(tuple(people[:limit]), Usage.of(prospeo_credits=credits), pressure)
 
     async def aclose(self) -> None:
         await self._http.aclose()
@@ -107,6 +118,7 @@ class ProspeoEmailFinder(EmailFinder):
         self, *, api_key: Any, base_url: str = DEFAULT_BASE_URL, concurrency: int = 10, read_timeout: float = 30.0
     ) -> None:
         self._http = _http(api_key, base_url, concurrency, read_timeout)
+        self._concurrency = concurrency
 
     async def find_email(self, person: Person, company: Company) -> EmailFound:
         data: dict[str, Any] = {"company_website": company.domain, "company_name": company.name}
@@ -123,16 +135,17 @@ class ProspeoEmailFinder(EmailFinder):
         response = await self._http.request("POST", "/enrich-person", json=body_out)
         code, body = _error_code(self._http, response)
         if code in NOTHING_FOUND:
-            return EmailFound(None, EmailStatus.NOT_FOUND)
+            return EmailFound(None, EmailStatus.NOT_FOUND, pressure=_pressure(response, self._concurrency))
         if code:
             raise _reject(code, body)
         found = ((body.get("person") or {}).get("email")) or {}
         address = found.get("email") if isinstance(found, dict) else None
         if not address or "*" in address or found.get("revealed") is False:
-            return EmailFound(None, EmailStatus.NOT_FOUND)
+            return EmailFound(None, EmailStatus.NOT_FOUND, pressure=_pressure(response, self._concurrency))
         status = EmailStatus.VERIFIED if str(found.get("status", "")).upper() == "VERIFIED" else EmailStatus.UNVERIFIED
         credits = 0 if body.get("free_enrichment") else 1
-        return EmailFound(address.strip().lower(), status, Usage.of(prospeo_credits=credits))
+        pressure = _pressure(response, self._concurrency)
+        return EmailFound(address.strip().lower(), status, Usage.of(prospeo_credits=credits), pressure)
 
     async def aclose(self) -> None:
         await self._http.aclose()
