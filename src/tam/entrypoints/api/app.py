@@ -12,13 +12,13 @@ from pydantic import ValidationError
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from tam.containers import Container
 from tam.domain.model import TamError
-from tam.entrypoints.api import jobs, projects
+from tam.entrypoints.api import dashboard, jobs, projects
 from tam.entrypoints.api.errors import (
     BadRequest,
     error,
@@ -32,18 +32,23 @@ from tam.entrypoints.api.http import container, provide, reply
 from tam.entrypoints.api.openapi import build_openapi
 from tam.entrypoints.api.schemas import Health, Readiness
 
-OPEN_PATHS = frozenset({"/healthz"})
+OPEN_PATHS = frozenset({"/healthz", "/"})
+
+
+def is_open(path: str) -> bool:
+    return path in OPEN_PATHS or path.startswith(dashboard.OPEN_PREFIX)
 
 
 class ApiKeyAuth:
-    """Every route but /healthz needs `x-api-key: SERVICE_API_KEY`, compared in constant time."""
+    """Every route but /healthz and the dashboard's page and files needs `x-api-key: SERVICE_API_KEY`,
+    compared in constant time. /metrics too: a Prometheus scrape sends it with `http_headers`."""
 
     def __init__(self, app: ASGIApp, api_key: str) -> None:
         self._app = app
         self._key = api_key.encode()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"] not in OPEN_PATHS:
+        if scope["type"] == "http" and not is_open(scope["path"]):
             given = dict(scope["headers"]).get(b"x-api-key", b"")
             if not hmac.compare_digest(given, self._key):
                 message = "wrong x-api-key" if given else "missing x-api-key header"
@@ -71,6 +76,11 @@ async def readyz(request: Request) -> JSONResponse:
             return error(503, f"broker unreachable ({type(exc).__name__})")
         broker = "ok"
     return reply(Readiness(status="ready", database="ok", broker=broker))
+
+
+async def metrics(request: Request) -> Response:
+    exposition = await provide(container(request).metrics)
+    return Response(await exposition.render(), media_type=exposition.content_type)
 
 
 def create_app(c: Container, api_key: str | None = None) -> Starlette:
@@ -106,8 +116,10 @@ def create_app(c: Container, api_key: str | None = None) -> Starlette:
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
             Route("/openapi.json", openapi, methods=["GET"]),
+            Route("/metrics", metrics, methods=["GET"]),
             *jobs.routes,
             *projects.routes,
+            *dashboard.routes,
         ],
         exception_handlers={
             TamError: on_tam_error,

@@ -26,6 +26,7 @@ _RESPONSES: tuple[type[BaseModel], ...] = (
     s.JobOut,
     s.JobList,
     s.ProjectOut,
+    s.ProjectList,
     s.ProjectDetail,
     s.ImportOut,
     s.CompanyPageOut,
@@ -75,6 +76,15 @@ def _operation(
         op["requestBody"] = {"required": True, "content": _json(body)}
     if parameters:
         op["parameters"] = parameters
+    return op
+
+
+def _metrics_operation() -> dict[str, Any]:
+    op = _operation("Prometheus metrics: jobs, items, provider calls", ("200", s.Error), ())
+    op["responses"]["200"] = {
+        "description": "Prometheus text exposition format",
+        "content": {"text/plain": {"schema": {"type": "string"}}},
+    }
     return op
 
 
@@ -136,6 +146,7 @@ def build_openapi() -> dict[str, Any]:
                 ("400", "413"),
                 body=_ref(s.CreateProjectRequest),
             ),
+            "get": _operation("List projects, oldest first", ("200", s.ProjectList), ()),
         },
         "/api/tam/projects/{projectId}": {
             "get": _operation(
@@ -169,6 +180,7 @@ def build_openapi() -> dict[str, Any]:
             ),
         },
         "/healthz": {"get": _operation("Liveness", ("200", s.Health), (), secured=False)},
+        "/metrics": {"get": _metrics_operation()},
         "/readyz": {"get": _operation("Database and broker reachable", ("200", s.Readiness), ("503",))},
     }
     return {

@@ -23,6 +23,7 @@ from tam.entrypoints.api.schemas import (
     ImportOut,
     Page,
     ProjectDetail,
+    ProjectList,
     ProjectOut,
     Rejected,
 )
@@ -45,6 +46,11 @@ async def create_project(request: Request) -> JSONResponse:
         )
     )
     return reply(ProjectOut.model_validate(project), status=201)
+
+
+async def list_projects(request: Request) -> JSONResponse:
+    found = await (await provide(container(request).projects)).list()
+    return reply(ProjectList(items=[ProjectOut.model_validate(p) for p in found], total=len(found)))
 
 
 async def get_project(request: Request) -> JSONResponse:
@@ -107,7 +113,7 @@ async def list_contacts(request: Request) -> JSONResponse:
 
 
 routes = [
-    Route("/api/tam/projects", create_project, methods=["POST"]),
+    Route("/api/tam/projects", by_method(post=create_project, get=list_projects), methods=["GET", "POST"]),
     Route("/api/tam/projects/{project_id:uuid}", get_project, methods=["GET"]),
     Route(
         "/api/tam/projects/{project_id:uuid}/companies",

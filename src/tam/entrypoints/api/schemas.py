@@ -3,6 +3,7 @@ so that /openapi.json, generated from these models, describes exactly what the a
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Annotated
 from uuid import UUID
@@ -44,6 +45,12 @@ JobTypeText = Annotated[
 def _integral(value: object) -> object:
     # JSON Schema counts 8.0 as an integer, so the document promises it; strict pydantic would not.
     return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+def _usage_counts(value: object) -> object:
+    # A job's Usage arrives as the domain object; the API shows its counts.
+    counts = getattr(value, "counts", value)
+    return dict(counts) if isinstance(counts, Mapping) else counts
 
 
 def job_type_of(text: str) -> JobType:
@@ -90,6 +97,11 @@ class JobOut(_Response):
     error: str | None
     task_id: str | None
     attempts: int
+    usage: Annotated[
+        dict[str, int],
+        BeforeValidator(_usage_counts),
+        Field(description="Metered provider usage so far: tokens, credits, records, by unit"),
+    ] = {}
     created_at: datetime | None
     started_at: datetime | None
     finished_at: datetime | None
@@ -120,6 +132,11 @@ class ProjectOut(_Response):
     employee_range: str | None
     max_contacts_per_company: int
     created_at: datetime | None
+
+
+class ProjectList(_Response):
+    items: list[ProjectOut]
+    total: int
 
 
 class CompanyCounts(_Response):
