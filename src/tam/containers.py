@@ -111,6 +111,14 @@ async def _supabase_client(settings: Settings) -> AsyncIterator[Any]:
         yield client
 
 
+async def _closing(adapter: Any) -> AsyncIterator[Any]:
+    """A client-owning adapter as a resource: its connections close with the container."""
+    try:
+        yield adapter
+    finally:
+        await adapter.aclose()
+
+
 def _capacities(settings: Settings) -> dict[str, int]:
     return {p.value: settings.concurrency(p) for p in Provider}
 
@@ -177,60 +185,78 @@ class Container(containers.DeclarativeContainer):
     qualifier = providers.Selector(
         providers_kind,
         sandbox=providers.Singleton(SandboxQualifier, sandbox),
-        live=providers.Singleton(
-            ClaudeQualifier,
-            api_key=settings.provided.anthropic_api_key,
-            model=settings.provided.tam_claude_model,
-            base_url=settings.provided.anthropic_base_url,
-            concurrency=settings.provided.tam_qualify_concurrency,
+        live=providers.Resource(
+            _closing,
+            providers.Factory(
+                ClaudeQualifier,
+                api_key=settings.provided.anthropic_api_key,
+                model=settings.provided.tam_claude_model,
+                base_url=settings.provided.anthropic_base_url,
+                concurrency=settings.provided.tam_qualify_concurrency,
+            ),
         ),
     )
     company_source = providers.Selector(
         providers_kind,
         sandbox=providers.Singleton(SandboxCompanySource, sandbox),
-        live=providers.Singleton(
-            DiscolikeCompanySource,
-            api_key=settings.provided.discolike_api_key,
-            base_url=settings.provided.discolike_base_url,
-            concurrency=settings.provided.tam_source_companies_concurrency,
+        live=providers.Resource(
+            _closing,
+            providers.Factory(
+                DiscolikeCompanySource,
+                api_key=settings.provided.discolike_api_key,
+                base_url=settings.provided.discolike_base_url,
+                concurrency=settings.provided.tam_source_companies_concurrency,
+            ),
         ),
     )
     person_search = providers.Selector(
         providers_kind,
         sandbox=providers.Singleton(SandboxPersonSearch, sandbox),
-        live=providers.Singleton(
-            ProspeoPersonSearch,
-            api_key=settings.provided.prospeo_api_key,
-            base_url=settings.provided.prospeo_base_url,
-            concurrency=settings.provided.tam_find_contacts_concurrency,
+        live=providers.Resource(
+            _closing,
+            providers.Factory(
+                ProspeoPersonSearch,
+                api_key=settings.provided.prospeo_api_key,
+                base_url=settings.provided.prospeo_base_url,
+                concurrency=settings.provided.tam_find_contacts_concurrency,
+            ),
         ),
     )
     email_finder = providers.Selector(
         providers_kind,
         sandbox=providers.Singleton(SandboxEmailFinder, sandbox),
-        live=providers.Singleton(
-            ProspeoEmailFinder,
-            api_key=settings.provided.prospeo_api_key,
-            base_url=settings.provided.prospeo_base_url,
-            concurrency=settings.provided.tam_find_contacts_enrich_concurrency,
+        live=providers.Resource(
+            _closing,
+            providers.Factory(
+                ProspeoEmailFinder,
+                api_key=settings.provided.prospeo_api_key,
+                base_url=settings.provided.prospeo_base_url,
+                concurrency=settings.provided.tam_find_contacts_enrich_concurrency,
+            ),
         ),
     )
     linkedin_checker = providers.Selector(
         providers_kind,
         sandbox=providers.Singleton(SandboxLinkedinChecker, sandbox),
-        live=providers.Singleton(
-            BrightDataLinkedinChecker,
-            api_key=settings.provided.bright_data_api_key,
-            base_url=settings.provided.bright_data_base_url,
-            dataset_id=settings.provided.bright_data_dataset_id,
-            concurrency=settings.provided.tam_check_linkedin_concurrency,
+        live=providers.Resource(
+            _closing,
+            providers.Factory(
+                BrightDataLinkedinChecker,
+                api_key=settings.provided.bright_data_api_key,
+                base_url=settings.provided.bright_data_base_url,
+                dataset_id=settings.provided.bright_data_dataset_id,
+                concurrency=settings.provided.tam_check_linkedin_concurrency,
+            ),
         ),
     )
     # Limits hold across every worker process when REDIS_URL is set, else within this one.
     limiter_kind = providers.Callable(lambda s: "redis" if s.redis_url else "local", settings)
     limiter = providers.Selector(
         limiter_kind,
-        redis=providers.Singleton(RedisLimiter, settings.provided.redis_url, providers.Callable(_capacities, settings)),
+        redis=providers.Resource(
+            _closing,
+            providers.Factory(RedisLimiter, settings.provided.redis_url, providers.Callable(_capacities, settings)),
+        ),
         local=providers.Singleton(LocalLimiter, providers.Callable(_capacities, settings)),
     )
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tam.containers import Container, build_container
+from tam.containers import Container, build_container, provide
 from tam.domain.model import (
     CompanySourceKind,
     EmailStatus,
@@ -76,20 +76,14 @@ async def make_container() -> AsyncIterator[Any]:
 
     yield make
     for container in built:
-        if container.settings().tam_providers == "live":
-            for port in (
-                container.qualifier,
-                container.company_source,
-                container.person_search,
-                container.email_finder,
-                container.linkedin_checker,
-            ):
-                await port().aclose()
+        stopped = container.shutdown_resources()  # closes the live adapters' HTTP clients
+        if stopped is not None:
+            await stopped
 
 
 async def run(container: Container, project: Project, job_type: JobType) -> Job:
-    job = await container.jobs().add(Job(project_id=project.id, job_type=job_type))
-    return await container.runner().run(job.id, time_limit=60)
+    job = await (await provide(container.jobs)).add(Job(project_id=project.id, job_type=job_type))
+    return await (await provide(container.runner)).run(job.id, time_limit=60)
 
 
 def sample_project() -> Project:
@@ -106,16 +100,16 @@ def sample_project() -> Project:
 
 async def test_all_five_steps_run_live_against_the_fakes(fakes: dict[str, FakeServer], make_container: Any) -> None:
     container = make_container(live_settings(fakes))
-    project = await container.projects().add(sample_project())
+    project = await (await provide(container.projects)).add(sample_project())
     jobs = {job_type: await run(container, project, job_type) for job_type in ORDER}
 
     for job in jobs.values():
         assert job.status is JobStatus.COMPLETED, (job.job_type, job.error)
         assert job.progress == 100
-        stored = await container.jobs().get(job.id)
+        stored = await (await provide(container.jobs)).get(job.id)
         assert stored.usage == job.usage
 
-    companies = (await container.companies().list(project.id, limit=1000)).items
+    companies = (await (await provide(container.companies)).list(project.id, limit=1000)).items
     sourced = [c for c in companies if c.source is CompanySourceKind.DISCOLIKE]
     refined = [c for c in companies if c.source is CompanySourceKind.DISCOLIKE_REFINE]
     assert len(sourced) == 24 - 2  # the fake's two unusable domains (and its duplicate) were dropped
@@ -125,7 +119,7 @@ async def test_all_five_steps_run_live_against_the_fakes(fakes: dict[str, FakeSe
         assert c.qualification_status is want
         assert c.qualification_reason
 
-    contacts = (await container.contacts().list(project.id, limit=1000)).items
+    contacts = (await (await provide(container.contacts)).list(project.id, limit=1000)).items
     qualified = {c.id for c in sourced if c.qualification_status is QualificationStatus.QUALIFIED}
     assert contacts and {c.company_id for c in contacts} <= qualified
     for contact in contacts:
@@ -161,7 +155,7 @@ async def test_a_missing_key_fails_only_the_job_that_needs_it(
     fakes: dict[str, FakeServer], make_container: Any
 ) -> None:
     container = make_container(live_settings(fakes, anthropic_api_key=None))
-    project = await container.projects().add(sample_project())
+    project = await (await provide(container.projects)).add(sample_project())
     sourced = await run(container, project, JobType.SOURCE_COMPANIES)
     qualify = await run(container, project, JobType.QUALIFY)
     assert sourced.status is JobStatus.COMPLETED
@@ -174,7 +168,7 @@ async def test_transient_faults_are_retried_without_failing_items(
     fakes: dict[str, FakeServer], make_container: Any
 ) -> None:
     container = make_container(live_settings(fakes))
-    project = await container.projects().add(sample_project())
+    project = await (await provide(container.projects)).add(sample_project())
     await run(container, project, JobType.SOURCE_COMPANIES)
     fakes["anthropic"].state.inject("429", times=3, retry_after=0.05)
     fakes["anthropic"].state.inject("529", times=2)

@@ -97,9 +97,6 @@ def test_a_refused_key_never_shows_in_logs_or_responses(captured: io.StringIO) -
                 client.post("/api/tam/jobs", headers={"x-api-key": WRONG_ANTHROPIC_KEY}, json={}),
                 client.post("/api/tam/run", headers=auth, content=b"{not json"),
             ]
-            # The app's shutdown does not close live provider clients; close this one on the app's loop.
-            assert client.portal is not None
-            client.portal.call(container.qualifier().aclose)
 
     failed = job.json()
     assert failed["status"] == "failed", failed

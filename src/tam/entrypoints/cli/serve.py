@@ -35,4 +35,5 @@ def register(app: typer.Typer) -> None:
             print(f"tam: SERVICE_API_KEY is not set; this run's key is {api_key}", file=sys.stderr)
         mode = "jobs go to Redis workers" if settings.redis_url else "jobs run in this process"
         print(f"tam: serving on http://{host}:{port} ({settings.tam_store} store, {mode})", file=sys.stderr)
-        uvicorn.run(create_app(build_container(settings), api_key), host=host, port=port, log_level="info")
+        # log_config=None: uvicorn keeps to the JSON logging the CLI set up
+        uvicorn.run(create_app(build_container(settings), api_key), host=host, port=port, log_config=None)
