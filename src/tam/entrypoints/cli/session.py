@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import inspect
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import NoReturn, TypeVar
@@ -14,7 +13,7 @@ import typer
 from pydantic import ValidationError
 from rich.console import Console
 
-from tam.containers import Container, build_container, provide
+from tam.containers import Container, build_container, provide, resources_open
 from tam.domain.model import NotFound, TamError
 from tam.settings import Settings
 
@@ -45,16 +44,8 @@ def load_settings() -> Settings:
 @contextlib.asynccontextmanager
 async def opened(settings: Settings | None = None) -> AsyncIterator[Container]:
     """The container with its resources (database pool or file) open for the length of a command."""
-    container = build_container(settings or load_settings())
-    started = container.init_resources()
-    if inspect.isawaitable(started):
-        await started
-    try:
+    async with resources_open(build_container(settings or load_settings())) as container:
         yield container
-    finally:
-        stopped = container.shutdown_resources()
-        if inspect.isawaitable(stopped):
-            await stopped
 
 
 async def ensure_project(container: Container, project_id: UUID) -> None:
