@@ -1,9 +1,11 @@
 """The dashboard in real headless Chromium against `tam serve`: a wrong key shows an error, the right
 one shows the project, a started step's bar advances, cancel stops a running job, a finished job shows
-its usage; the test leaves a screenshot in docs/dashboard.png for the README."""
+its usage. The test saves a screenshot in .services/dashboard.png; with TAM_UPDATE_SCREENSHOT=1 it
+refreshes docs/dashboard.png, the one the README shows."""
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -12,7 +14,8 @@ from playwright.sync_api import Browser, Locator, Page, expect
 
 from tests.dashboard.conftest import KEY, Server
 
-SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "dashboard.png"
+ROOT = Path(__file__).resolve().parents[2]
+SCREENSHOT = ROOT / ("docs" if os.environ.get("TAM_UPDATE_SCREENSHOT") else ".services") / "dashboard.png"
 NAMES = (
     "Northwind Analytics", "Globex Logistics", "Initech Payroll", "Umbrella Health", "Hooli Cloud", "Vandelay Imports",
     "Stark Robotics", "Wayne Freight", "Acme Billing", "Pied Piper Storage",
@@ -106,6 +109,7 @@ def test_dashboard_follows_starts_and_cancels_jobs(server: Server, browser: Brow
         timeout=20_000,
     )
     page.wait_for_timeout(1500)  # a second poll, so that the ETA shows in the picture
+    SCREENSHOT.parent.mkdir(exist_ok=True)
     SCREENSHOT.parent.mkdir(exist_ok=True)
     page.screenshot(path=str(SCREENSHOT), full_page=False)
     expect(_job_row(page, "completed")).to_have_count(2, timeout=60_000)
