@@ -3,6 +3,7 @@ from __future__ import annotations
 import hashlib
 import math
 import random
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -232,6 +233,7 @@ class SandboxEmailFinder:
         if roll < 0.2:
             return EmailFound(None, EmailStatus.NOT_FOUND)
         local = (person.first_name or person.full_name).lower() + "." + (person.last_name or "").lower()
+        local = unicodedata.normalize("NFKD", local).encode("ascii", "ignore").decode()  # müller -> muller
         status = EmailStatus.VERIFIED if roll < 0.85 else EmailStatus.UNVERIFIED
         return EmailFound(f"{local.strip('.')}@{company.domain}", status, Usage.of(prospeo_credits=1))
 
