@@ -65,11 +65,18 @@ class Bench:
         runner = await provide(self.c.runner)
         job = await self.jobs.add(Job(project_id=project.id, job_type=JobType.QUALIFY))
         self.fake.served()
+        fake_cpu, cpu = self.fake.stats()["cpu_s"], time.process_time()
         started = time.perf_counter()
         done = await runner.run(job.id)
         elapsed = time.perf_counter() - started
+        cpu, fake_cpu = time.process_time() - cpu, self.fake.stats()["cpu_s"] - fake_cpu
         assert done.items_done == n and done.items_failed == 0, done
-        return {"makespan": elapsed, "ideal": sum(self.fake.served()) / CONCURRENCY}
+        return {
+            "makespan": elapsed,
+            "ideal": sum(self.fake.served()) / CONCURRENCY,
+            "cpu_ms_per_item": cpu / n * 1000,
+            "fake_cpu_ms_per_item": fake_cpu / n * 1000,
+        }
 
     async def seed(self, n: int) -> dict[str, float]:
         """The seed's plan: batches of 10 awaited together, each waiting for its slowest member."""
@@ -145,6 +152,10 @@ async def measure(args: argparse.Namespace, url: str, fake: FakeProcess, where: 
             "seed_over_ideal": round(statistics.median(r["makespan"] / r["ideal"] for r in seed), 3),
             "tam_over_seed": round(tam_ms / seed_ms, 3),
             "tam_over_ideal_all": [round(r["makespan"] / r["ideal"], 3) for r in tam],
+            # CPU per company in this process (SDK, runner, store) and in the fake: with the ideal pace
+            # of 10 / 50 ms = 200 calls/s, this process alone needs 200 * cpu_ms / 1000 of one core.
+            "tam_cpu_ms_per_item": round(statistics.median(r["cpu_ms_per_item"] for r in tam), 2),
+            "fake_cpu_ms_per_item": round(statistics.median(r["fake_cpu_ms_per_item"] for r in tam), 2),
         }
     return result
 
@@ -191,6 +202,9 @@ async def main() -> None:
             f"{n:>10,}{r['tam_makespan_s']:>9.2f}{r['seed_makespan_s']:>9.2f}{r['ideal_s']:>9.2f}"
             f"{r['tam_over_ideal']:>11.3f}{r['seed_over_ideal']:>12.3f}{r['tam_over_seed']:>10.3f}"
         )
+    for n in args.sizes:
+        r = result[str(n)]
+        print(f"{n:>10,}  CPU per company: tam {r['tam_cpu_ms_per_item']} ms, fake {r['fake_cpu_ms_per_item']} ms")
     print("targets: tam/ideal <= 1.10 at 1,000 and <= 1.15 at 150; tam/seed <= 0.65 at 150")
 
 

@@ -7,6 +7,7 @@ the latencies the fake injected since the last call (and forgets them), `stats()
 from __future__ import annotations
 
 import multiprocessing as mp
+import time
 from multiprocessing.connection import Connection
 from types import TracebackType
 from typing import Any
@@ -28,6 +29,7 @@ def _serve(vendor: str, knobs: dict[str, Any], conn: Connection) -> None:
                     {
                         "requests": len(state.requests),
                         "throttled": state.throttled,
+                        "cpu_s": time.process_time(),  # the fake's own CPU (server thread included)
                         "peak_in_flight": state.peak_in_flight,
                         **{k: v for k, v in state.options.items() if isinstance(v, int | float)},
                     }
