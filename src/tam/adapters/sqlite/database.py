@@ -77,13 +77,25 @@ class SqliteDatabase:
         async with self._lock:
             conn = self._writer
             with translated_errors():
-                await conn.execute("begin immediate")
+                await self._begin(conn)
                 try:
                     yield conn
                 except BaseException:
                     await conn.execute("rollback")
                     raise
                 await conn.execute("commit")
+
+    @staticmethod
+    async def _begin(conn: aiosqlite.Connection) -> None:
+        try:
+            await conn.execute("begin immediate")
+        except sqlite3.OperationalError as exc:
+            if "within a transaction" not in str(exc):
+                raise
+            # A write cancelled while its BEGIN was on the way (a time limit, a cancelled job) left
+            # that transaction open on this connection: nothing of it was committed, so drop it.
+            await conn.execute("rollback")
+            await conn.execute("begin immediate")
 
     async def fetch(self, sql: str, params: Iterable[Any] = ()) -> list[sqlite3.Row]:
         conn = self._reader
