@@ -32,6 +32,8 @@ class Settings(BaseSettings):
     supabase_url: str | None = None
     supabase_service_role_key: SecretStr | None = None
     redis_url: SecretStr | None = None
+    # Seconds without a heartbeat before a worker counts as dead and its jobs go to another worker.
+    tam_worker_heartbeat_timeout: float = Field(15, ge=2, le=600)
 
     tam_providers: Literal["live", "sandbox"] = "live"
     tam_sandbox_seed: int = 7

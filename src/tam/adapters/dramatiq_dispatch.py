@@ -22,17 +22,18 @@ ACTOR_NAMES: dict[JobType, str] = {
 }
 
 # Dramatiq's defaults (60 s heartbeat timeout, maintenance on 0.1% of commands) leave the message of
-# a SIGKILLed worker unacknowledged for many minutes. Every live worker heartbeats at least every
-# ~5 s (its delay-queue consumer polls that often), so 15 s without one means the worker is gone, and
-# maintenance on every command requeues its messages on the next poll of any live worker.
+# a SIGKILLed worker unacknowledged for many minutes. Every live worker heartbeats about once a
+# second (its consumers poll Redis that often; the delay-queue one even when the worker is busy), so 15 s without one means the
+# worker is gone (TAM_WORKER_HEARTBEAT_TIMEOUT), and maintenance on every command requeues its
+# messages on the next poll of any live worker.
 HEARTBEAT_TIMEOUT_MS = 15_000
 MAINTENANCE_CHANCE = 1_000_000
 
 
-def build_redis_broker(url: str) -> RedisBroker:
+def build_redis_broker(url: str, heartbeat_timeout_ms: int = HEARTBEAT_TIMEOUT_MS) -> RedisBroker:
     """A broker without the actors; the worker adds middleware and declares them."""
     return RedisBroker(  # type: ignore[no-untyped-call]
-        url=url, heartbeat_timeout=HEARTBEAT_TIMEOUT_MS, maintenance_chance=MAINTENANCE_CHANCE
+        url=url, heartbeat_timeout=heartbeat_timeout_ms, maintenance_chance=MAINTENANCE_CHANCE
     )
 
 
@@ -58,6 +59,12 @@ class DramatiqJobDispatcher:
         except redis.RedisError as exc:
             raise TamError(f"the job broker (REDIS_URL) is unreachable: {type(exc).__name__}") from None
         return job.task_id
+
+    async def aclose(self) -> None:
+        """Close the broker's Redis connections (the API calls this when it stops)."""
+        client = self._broker.client
+        await asyncio.to_thread(client.close)
+        client.connection_pool.disconnect()  # a pool passed in is not closed by close()
 
     async def ping(self) -> None:
         try:
