@@ -23,9 +23,9 @@ ACTOR_NAMES: dict[JobType, str] = {
 
 # Dramatiq's defaults (60 s heartbeat timeout, maintenance on 0.1% of commands) leave the message of
 # a SIGKILLed worker unacknowledged for many minutes. Every live worker heartbeats about once a
-# second (its consumers poll Redis that often; the delay-queue one even when the worker is busy), so 15 s without one means the
-# worker is gone (TAM_WORKER_HEARTBEAT_TIMEOUT), and maintenance on every command requeues its
-# messages on the next poll of any live worker.
+# second (its consumers poll Redis that often; the delay-queue one even when the worker is busy), so
+# 15 s without one means the worker is gone (TAM_WORKER_HEARTBEAT_TIMEOUT), and maintenance on every
+# command requeues its messages on the next poll of any live worker.
 HEARTBEAT_TIMEOUT_MS = 15_000
 MAINTENANCE_CHANCE = 1_000_000
 

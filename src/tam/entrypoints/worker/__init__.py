@@ -3,8 +3,10 @@ broker from REDIS_URL and only then declares the actors, in every worker process
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import logging
+import threading
 from collections.abc import Awaitable, Callable
 from typing import Any
 from uuid import UUID
@@ -15,6 +17,7 @@ from dramatiq.middleware import AsyncIO, CurrentMessage
 
 from tam.containers import Container, build_container
 from tam.domain.model import JobType
+from tam.logs import configure_logging, secrets_of
 from tam.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -37,6 +40,54 @@ class ContainerResources(dramatiq.Middleware):
 
     def after_worker_shutdown(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
         _on_loop(self._container.shutdown_resources)
+
+
+class StopOnShutdown(dramatiq.Middleware):
+    """SIGTERM, cleanly. Dramatiq would let a running message go on for up to the shutdown timeout
+    and then drop it, and a job can run for half an hour. Instead, the worker's running jobs are
+    cancelled at once (finished items stay; items in flight stay pending) and their messages are
+    put back on the queue as they were, retries count included, so another worker resumes them
+    right away rather than after the broker's heartbeat timeout."""
+
+    def __init__(self) -> None:
+        self.stopping = threading.Event()
+        self._lock = threading.Lock()
+        self._running: set[asyncio.Task[Any]] = set()
+
+    def before_worker_shutdown(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
+        self.stopping.set()
+        loop_thread = get_event_loop_thread()
+        with self._lock:
+            running = list(self._running)
+        if loop_thread is not None:
+            for task in running:
+                loop_thread.loop.call_soon_threadsafe(task.cancel)
+
+    async def run(self, broker: dramatiq.Broker, work: Awaitable[None]) -> None:
+        """Run one delivery; if the worker is shutting down, requeue its message instead."""
+        task = asyncio.current_task()
+        if task is None:  # pragma: no cover - always inside a task on the AsyncIO loop
+            await work
+            return
+        message = CurrentMessage.get_current_message()
+        with self._lock:
+            self._running.add(task)
+        try:
+            if self.stopping.is_set():
+                raise asyncio.CancelledError
+            await work
+        except asyncio.CancelledError:
+            if not self.stopping.is_set() or message is None:
+                raise
+            task.uncancel()
+            # the same message (same id and retries); the broker gives it a fresh Redis id
+            await asyncio.to_thread(broker.enqueue, message)
+            log.info("worker shutting down: message %s put back on the queue", message.message_id)
+        finally:
+            with self._lock:
+                self._running.discard(task)
+            if inspect.iscoroutine(work):
+                work.close()
 
 
 def _on_loop(call: Callable[[], Any]) -> None:
@@ -62,17 +113,25 @@ def _attempt_is_last() -> bool:
     return bool(retries >= MAX_RETRIES)
 
 
-def _perform(container: Container, job_type: JobType, time_limit: float) -> Callable[[str], Awaitable[None]]:
-    async def perform(job_id: str) -> None:
+def _perform(
+    container: Container, job_type: JobType, time_limit: float, broker: dramatiq.Broker, shutdown: StopOnShutdown
+) -> Callable[[str], Awaitable[None]]:
+    async def run(job_id: str) -> None:
         execute = await _provide(container.execute_job)
         job = await execute(UUID(job_id), time_limit, _attempt_is_last())
         log.info("job %s (%s) ended %s", job.id, job_type.value, job.status.value)
+
+    async def perform(job_id: str) -> None:
+        await shutdown.run(broker, run(job_id))
 
     perform.__name__ = container.actor_names()[job_type]
     return perform
 
 
-def declare_actors(broker: dramatiq.Broker, container: Container, settings: Settings) -> list[dramatiq.Actor[Any, Any]]:
+def declare_actors(
+    broker: dramatiq.Broker, container: Container, settings: Settings, shutdown: StopOnShutdown | None = None
+) -> list[dramatiq.Actor[Any, Any]]:
+    shutdown = shutdown or StopOnShutdown()
     actors = []
     for job_type, name in container.actor_names().items():
         limit = settings.time_limit(job_type)
@@ -85,7 +144,7 @@ def declare_actors(broker: dramatiq.Broker, container: Container, settings: Sett
             max_backoff=5_000,
             time_limit=int((limit + BACKSTOP_GRACE_S) * 1000),
         )
-        actors.append(declare(_perform(container, job_type, limit)))
+        actors.append(declare(_perform(container, job_type, limit, broker, shutdown)))
     return actors
 
 
@@ -95,8 +154,10 @@ def build_worker_broker(container: Container) -> dramatiq.Broker:
     broker.add_middleware(CurrentMessage())
     # after AsyncIO: `after_*` hooks run in reverse order, so resources close while its loop still runs
     broker.add_middleware(ContainerResources(container))
+    shutdown = StopOnShutdown()
+    broker.add_middleware(shutdown)
     dramatiq.set_broker(broker)
-    declare_actors(broker, container, container.settings())
+    declare_actors(broker, container, container.settings(), shutdown)
     return broker
 
 
@@ -105,8 +166,8 @@ def setup() -> None:
     settings = Settings()
     if settings.redis_url is None:
         raise SystemExit("tam worker: REDIS_URL is not set (without it, `tam serve` runs jobs itself)")
-    logging.getLogger("tam").setLevel(logging.INFO)
+    configure_logging(json=True, secrets=secrets_of(settings))
     build_worker_broker(build_container(settings))
 
 
-__all__ = ["build_worker_broker", "declare_actors", "setup"]
+__all__ = ["StopOnShutdown", "build_worker_broker", "declare_actors", "setup"]
