@@ -76,10 +76,12 @@ class JobRunner:
         job = await self._jobs.start(job_id, self._clock.now())
         if job.status.finished:
             return job
+        execution = _Execution(self, job)
         try:
             async with asyncio.timeout(time_limit):
-                return await _Execution(self, job).run()
+                return await execution.run()
         except TimeoutError:
+            await execution.flush_counts()  # the items this attempt finished before the limit
             error = f"time limit of {time_limit:g} s exceeded"
             if not last_attempt:
                 raise TimeLimitExceeded(error) from None
@@ -180,6 +182,11 @@ class _Execution:
         if current.status is JobStatus.CANCELLED:
             self.cancelled = True
             self.stop.set()
+
+    async def flush_counts(self) -> None:
+        """Write the counts so far, if the attempt got as far as planning its items."""
+        if hasattr(self, "totals"):
+            await self.flush()
 
     async def flush(self) -> None:
         self.last_flush = self.r._clock.monotonic()
