@@ -62,7 +62,7 @@ from tam.adapters.supabase import (
 from tam.domain.model import InvalidInput, JobType, Provider
 from tam.domain.services.contacts import FindContacts
 from tam.domain.services.discover import RefineDiscolike, SourceCompanies
-from tam.domain.services.dispatch import DispatchJob, ExecuteJob
+from tam.domain.services.dispatch import DispatchJob, ExecuteJob, ResumeStaleJobs
 from tam.domain.services.linkedin import CheckLinkedin
 from tam.domain.services.projects import ImportCompanies
 from tam.domain.services.qualify import QualifyCompanies
@@ -322,6 +322,8 @@ class Container(containers.DeclarativeContainer):
         inprocess=providers.Singleton(InProcessJobDispatcher, execute_job, settings.provided.time_limit),
     )
     dispatch_job = providers.Factory(DispatchJob, jobs, projects, dispatcher, clock)
+    # embedded mode: on start, jobs a dead process left running are dispatched again
+    resume_stale_jobs = providers.Factory(ResumeStaleJobs, jobs, dispatcher, clock)
 
 
 async def provide(provider: Any) -> Any:

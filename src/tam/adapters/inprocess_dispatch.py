@@ -16,7 +16,7 @@ Execute = Callable[[UUID, float | None, bool], Awaitable[object]]
 
 class InProcessJobDispatcher:
     """Runs each job with two attempts, like the worker. Jobs in flight when the process exits stay
-    `running` with their task id; nothing here resumes them (that needs the Redis worker)."""
+    `running` with their task id; the next `tam serve` resumes them (ResumeStaleJobs)."""
 
     def __init__(self, execute: Execute, time_limit: Callable[[JobType], float], attempts: int = 2) -> None:
         self._execute = execute

@@ -99,3 +99,35 @@ class ExecuteJob:
             return await self._jobs.finish(
                 job_id, JobStatus.FAILED, None, f"{error} on the last attempt; see the worker log", self._clock.now()
             )
+
+
+STALE_AFTER_S = 60.0
+
+
+class ResumeStaleJobs:
+    """Embedded mode has no broker to redeliver the job of a process that died. So when `tam serve`
+    starts without REDIS_URL, jobs left `running` with a task id and a heartbeat older than
+    `stale_after` seconds (the process that ran them is gone: a live one beats every second) are
+    dispatched again; each resumes where it stopped. Returns the jobs it resumed."""
+
+    def __init__(
+        self, jobs: JobRepo, dispatcher: JobDispatcher, clock: Clock, stale_after: float = STALE_AFTER_S
+    ) -> None:
+        self._jobs = jobs
+        self._dispatcher = dispatcher
+        self._clock = clock
+        self._stale_after = stale_after
+
+    async def __call__(self) -> list[Job]:
+        now = self._clock.now()
+        resumed = []
+        for job in await self._jobs.list():
+            if job.status is not JobStatus.RUNNING or not job.task_id:
+                continue  # a running row without a task was never triggered: /api/tam/run does that
+            beat = job.heartbeat_at or job.updated_at or job.created_at
+            if beat is not None and (now - beat).total_seconds() < self._stale_after:
+                continue
+            log.info("job %s: running with no heartbeat since %s; resuming it", job.id, beat)
+            await self._dispatcher.dispatch(job)
+            resumed.append(job)
+        return resumed

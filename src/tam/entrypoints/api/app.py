@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import hmac
 import inspect
+import logging
 from collections.abc import AsyncIterator
 from uuid import uuid4
 
@@ -31,6 +32,8 @@ from tam.entrypoints.api.errors import (
 from tam.entrypoints.api.http import container, provide, reply
 from tam.entrypoints.api.openapi import build_openapi
 from tam.entrypoints.api.schemas import Health, Readiness
+
+log = logging.getLogger(__name__)
 
 OPEN_PATHS = frozenset({"/healthz", "/"})
 
@@ -83,6 +86,14 @@ async def metrics(request: Request) -> Response:
     return Response(await exposition.render(), media_type=exposition.content_type)
 
 
+async def _resume_stale_jobs(c: Container) -> None:
+    try:
+        resume = await provide(c.resume_stale_jobs)
+        await resume()
+    except Exception:  # the API still serves; the jobs stay `running` for the next start
+        log.exception("could not resume the jobs a previous process left running")
+
+
 def create_app(c: Container, api_key: str | None = None) -> Starlette:
     """`api_key` defaults to SERVICE_API_KEY; `tam serve` passes a generated one when that is unset."""
     if api_key is None:
@@ -101,6 +112,8 @@ def create_app(c: Container, api_key: str | None = None) -> Starlette:
         if inspect.isawaitable(started):
             await started
         try:
+            if c.settings().redis_url is None:  # embedded: no broker redelivers a dead process's jobs
+                await _resume_stale_jobs(c)
             yield
         finally:
             # Embedded jobs run in this loop; they stop with it (and stay `running`).
