@@ -76,7 +76,7 @@ class Worker:
                 start_new_session=True,  # its own process group: the test stops exactly what it started
             )
 
-    def wait_ready(self, timeout: float = 30) -> None:
+    def wait_ready(self, timeout: float = 60) -> None:
         wait_for(lambda: b"ready for action" in self.log.read_bytes(), timeout, what="worker ready")
 
     def kill(self) -> float:

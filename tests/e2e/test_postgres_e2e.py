@@ -23,7 +23,7 @@ pytestmark = pytest.mark.slow
 ORDER = ["sourceCompanies", "qualify", "findContacts", "checkLinkedin", "refineDiscolike"]
 
 
-def finished(api: TestClient, job_id: str, timeout: float = 30) -> dict[str, Any]:
+def finished(api: TestClient, job_id: str, timeout: float = 60) -> dict[str, Any]:
     def done() -> dict[str, Any] | None:
         job: dict[str, Any] = api.get(f"/api/tam/jobs/{job_id}", headers=AUTH).json()
         return job if job["status"] in ("completed", "failed", "cancelled") else None
