@@ -10,6 +10,7 @@ import pytest
 from tam.domain.domains import normalise_domain
 from tam.domain.model import CompanySourceKind, NewCompany, NotFound, Project, QualificationStatus
 from tam.domain.services.projects import CompanyRow, ImportCompanies
+from tam.ports.storage import QualificationRecord
 from tests.contract.conftest import Stores
 
 AT = datetime(2026, 11, 29, 12, 30, 15, 123456, tzinfo=UTC)
@@ -117,6 +118,31 @@ async def test_qualification_moves_companies_out_of_pending(store: Stores) -> No
         QualificationStatus.DISQUALIFIED: 1,
         QualificationStatus.ERROR: 0,
     }
+
+
+async def test_many_verdicts_are_recorded_at_once_and_missing_companies_skipped(store: Stores) -> None:
+    project_id = await a_project(store)
+    await store.companies.add_many(project_id, companies("a.com", "b.com", "c.com"))
+    a, b, c = await store.companies.pending_qualification(project_id)
+    assert await store.companies.record_qualifications([]) == 0
+    records = [
+        QualificationRecord(a.id, QualificationStatus.QUALIFIED, "fits the ICP", AT),
+        QualificationRecord(uuid4(), QualificationStatus.QUALIFIED, "gone", AT),
+        QualificationRecord(b.id, QualificationStatus.DISQUALIFIED, "too small", AT),
+    ]
+    assert await store.companies.record_qualifications(records) == 2
+    assert [x.id for x in await store.companies.pending_qualification(project_id)] == [c.id]
+    got = {x.id: x for x in await store.companies.get_many([a.id, b.id])}
+    assert (got[a.id].qualification_status, got[a.id].qualification_reason, got[a.id].qualified_at) == (
+        QualificationStatus.QUALIFIED,
+        "fits the ICP",
+        AT,
+    )
+    assert (got[b.id].qualification_status, got[b.id].qualification_reason) == (
+        QualificationStatus.DISQUALIFIED,
+        "too small",
+    )
+    assert await store.companies.record_qualifications(records[:1]) == 1  # idempotent
 
 
 async def test_needing_contacts_is_qualified_and_never_searched(store: Stores) -> None:

@@ -40,6 +40,7 @@ def test_migrate_postgres_twice(fresh_database: str) -> None:
     assert first.stdout.splitlines() == [
         "applied 20261129000001_tam_schema.sql",
         "applied 20261129000002_tam_functions.sql",
+        "applied 20261130000001_tam_record_qualifications.sql",
     ]
     second = tam_migrate(env)
     assert (second.returncode, second.stdout.strip()) == (0, "tam: postgres schema at DATABASE_URL is up to date")

@@ -83,12 +83,19 @@ def test_crash_and_resume_decides_every_company_once(
     qualifier = ScriptedQualifier(script, world.instrument)
     decisions: Counter[str] = Counter()
     record = world.companies.record_qualification
+    record_many = world.companies.record_qualifications
 
     async def counting_record(company_id, status, reason, at):  # type: ignore[no-untyped-def]
         decisions[world.db.companies[company_id].domain] += 1
         await record(company_id, status, reason, at)
 
+    async def counting_record_many(records):  # type: ignore[no-untyped-def]
+        for r in records:
+            decisions[world.db.companies[r.company_id].domain] += 1
+        return await record_many(records)
+
     world.companies.record_qualification = counting_record  # type: ignore[method-assign]
+    world.companies.record_qualifications = counting_record_many  # type: ignore[method-assign]
 
     async def main() -> tuple[Job, dict[str, int]]:
         await world.setup(names)

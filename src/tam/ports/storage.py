@@ -31,6 +31,16 @@ class ImportResult:
 
 
 @dataclass(frozen=True, slots=True)
+class QualificationRecord:
+    """One verdict to store: `record_qualifications` writes many in one round trip."""
+
+    company_id: UUID
+    status: QualificationStatus
+    reason: str
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class CompanyPage:
     items: tuple[Company, ...]
     total: int
@@ -74,6 +84,11 @@ class CompanyRepo(Protocol):
     async def record_qualification(
         self, company_id: UUID, status: QualificationStatus, reason: str, at: datetime
     ) -> None: ...
+
+    async def record_qualifications(self, records: Sequence[QualificationRecord]) -> int:
+        """Store many verdicts at once (one statement where the store allows); companies that no
+        longer exist are skipped. Returns how many were stored."""
+        ...
 
     async def list(
         self,

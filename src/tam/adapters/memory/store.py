@@ -22,7 +22,7 @@ from tam.domain.model import (
     Usage,
 )
 from tam.ports.providers import LinkedinCheck
-from tam.ports.storage import CompanyPage, ContactPage, ContactStats, ImportResult
+from tam.ports.storage import CompanyPage, ContactPage, ContactStats, ImportResult, QualificationRecord
 
 T = TypeVar("T")
 
@@ -100,6 +100,17 @@ class MemoryCompanyRepo:
         self._db.companies[company_id] = replace(
             company, qualification_status=status, qualification_reason=reason, qualified_at=at
         )
+
+    async def record_qualifications(self, records: Sequence[QualificationRecord]) -> int:
+        stored = 0
+        for r in records:
+            company = self._db.companies.get(r.company_id)
+            if company is not None:
+                self._db.companies[r.company_id] = replace(
+                    company, qualification_status=r.status, qualification_reason=r.reason, qualified_at=r.at
+                )
+                stored += 1
+        return stored
 
     async def list(
         self, project_id: UUID, status: QualificationStatus | None = None, limit: int = 100, offset: int = 0

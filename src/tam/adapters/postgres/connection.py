@@ -43,6 +43,13 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
         await conn.set_type_codec(kind, encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
 
 
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """Nothing to reset when a connection goes back to the pool. asyncpg's default sends
+    `pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET ALL` after every use (a second round trip
+    per statement), but tam takes no session-level lock, cursor, LISTEN or SET on pooled connections;
+    asyncpg still rolls back a transaction left open."""
+
+
 async def connect(url: str) -> asyncpg.Connection:
     dsn, options = connect_options(url)
     with translated_errors():
@@ -55,7 +62,13 @@ async def open_pool(url: str, *, min_size: int = 1, max_size: int = 10) -> async
     dsn, options = connect_options(url)
     with translated_errors():
         pool = await asyncpg.create_pool(
-            dsn, min_size=min_size, max_size=max_size, init=_init_connection, timeout=10, **options
+            dsn,
+            min_size=min_size,
+            max_size=max_size,
+            init=_init_connection,
+            reset=_keep_session,
+            timeout=10,
+            **options,
         )
     return pool
 

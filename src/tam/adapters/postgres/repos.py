@@ -19,6 +19,7 @@ from tam.adapters.sql.rows import (
     job_from_row,
     new_company_payload,
     project_from_row,
+    qualification_payload,
     status_counts,
 )
 from tam.domain.model import (
@@ -34,7 +35,7 @@ from tam.domain.model import (
     Usage,
 )
 from tam.ports.providers import LinkedinCheck
-from tam.ports.storage import CompanyPage, ContactPage, ContactStats, ImportResult
+from tam.ports.storage import CompanyPage, ContactPage, ContactStats, ImportResult, QualificationRecord
 
 _COMPANY_ORDER = "order by created_at, domain, id"
 _CONTACT_ORDER = "order by created_at, full_name, id"
@@ -138,6 +139,11 @@ class PostgresCompanyRepo(_Repo):
             reason,
             at,
         )
+
+    async def record_qualifications(self, records: Sequence[QualificationRecord]) -> int:
+        if not records:
+            return 0
+        return int(await self._fetchval("select tam_record_qualifications($1::jsonb)", qualification_payload(records)))
 
     async def list(
         self, project_id: UUID, status: QualificationStatus | None = None, limit: int = 100, offset: int = 0

@@ -6,6 +6,7 @@ JSON (strings); the readers accept all three."""
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
@@ -23,6 +24,7 @@ from tam.domain.model import (
     QualificationStatus,
     Usage,
 )
+from tam.ports.storage import QualificationRecord
 
 Row = Any  # asyncpg.Record, sqlite3.Row or dict: all index by column name
 
@@ -160,6 +162,14 @@ def new_company_payload(company: NewCompany) -> dict[str, Any]:
         "linkedin_url": company.linkedin_url,
         "similarity": company.similarity,
     }
+
+
+def qualification_payload(records: Sequence[QualificationRecord]) -> list[dict[str, Any]]:
+    """The rows tam_record_qualifications takes."""
+    return [
+        {"company_id": str(r.company_id), "status": r.status.value, "reason": r.reason, "at": iso(r.at)}
+        for r in records
+    ]
 
 
 def contact_payload(contact: Contact) -> dict[str, Any]:

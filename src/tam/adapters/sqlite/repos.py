@@ -34,7 +34,7 @@ from tam.domain.model import (
     new_id,
 )
 from tam.ports.providers import LinkedinCheck
-from tam.ports.storage import CompanyPage, ContactPage, ContactStats, ImportResult
+from tam.ports.storage import CompanyPage, ContactPage, ContactStats, ImportResult, QualificationRecord
 
 _COMPANY_ORDER = "order by created_at, domain, id"
 _CONTACT_ORDER = "order by created_at, full_name, id"
@@ -134,6 +134,18 @@ class SqliteCompanyRepo(_Repo):
             )
             if cursor.rowcount == 0:
                 raise NotFound(f"company {company_id} not found")
+
+    async def record_qualifications(self, records: Sequence[QualificationRecord]) -> int:
+        if not records:
+            return 0
+        now = _now()
+        async with self._db.write() as conn:
+            cursor = await conn.executemany(
+                """update tam_companies set qualification_status = ?, qualification_reason = ?, qualified_at = ?,
+                       updated_at = ? where id = ?""",
+                [(r.status.value, r.reason, iso(r.at), now, str(r.company_id)) for r in records],
+            )
+            return max(cursor.rowcount, 0)
 
     async def list(
         self, project_id: UUID, status: QualificationStatus | None = None, limit: int = 100, offset: int = 0

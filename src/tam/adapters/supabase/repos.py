@@ -23,6 +23,7 @@ from tam.adapters.sql.rows import (
     new_company_payload,
     project_from_row,
     project_payload,
+    qualification_payload,
     status_counts,
 )
 from tam.adapters.supabase.client import UNIQUE_VIOLATION, call, rows, translate
@@ -39,7 +40,7 @@ from tam.domain.model import (
     Usage,
 )
 from tam.ports.providers import LinkedinCheck
-from tam.ports.storage import CompanyPage, ContactPage, ContactStats, ImportResult
+from tam.ports.storage import CompanyPage, ContactPage, ContactStats, ImportResult, QualificationRecord
 
 PAGE = 1000  # Supabase's default max-rows: longer lists are read page by page
 _IDS_PER_REQUEST = 100  # keeps `id=in.(...)` well inside URL length limits
@@ -165,6 +166,11 @@ class SupabaseCompanyRepo(_Repo):
         response = await call(self._client.table("tam_companies").update(change).eq("id", str(company_id)).execute)
         if not response.data:
             raise NotFound(f"company {company_id} not found")
+
+    async def record_qualifications(self, records: Sequence[QualificationRecord]) -> int:
+        if not records:
+            return 0
+        return int(await self._rpc("tam_record_qualifications", {"p_rows": qualification_payload(records)}))
 
     async def list(
         self, project_id: UUID, status: QualificationStatus | None = None, limit: int = 100, offset: int = 0

@@ -80,6 +80,9 @@ class FindContacts:
         # Marked searched (with nobody) so a retry does not pay for the same failing search again.
         await self._contacts.record_company_contacts(item, [], self._clock.now())
 
+    async def flush(self) -> None:
+        """Nothing buffered: each item is stored as it finishes."""
+
     def summary(self, totals: Totals) -> str:
         if totals.total == 0:
             return "No qualified companies left to search for contacts"

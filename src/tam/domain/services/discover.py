@@ -45,6 +45,9 @@ class _Discover:
     async def fail(self, project: Project, item: DiscoveryQuery, reason: str) -> None:
         """Nothing stored: the job's error says what went wrong."""
 
+    async def flush(self) -> None:
+        """Nothing buffered: each item is stored as it finishes."""
+
     def summary(self, totals: Totals) -> str:
         if totals.failed:
             return "The company search failed"
@@ -76,6 +79,9 @@ class RefineDiscolike(_Discover):
             seed_domains=tuple(c.domain for c in page.items),
             max_records=self._max_records,
         )
+
+    async def flush(self) -> None:
+        """Nothing buffered: each item is stored as it finishes."""
 
     def summary(self, totals: Totals) -> str:
         if totals.total == 0:

@@ -67,6 +67,9 @@ class CheckLinkedin:
     async def fail(self, project: Project, item: Batch, reason: str) -> None:
         """Nothing to write: the contacts stay unchecked for a later run."""
 
+    async def flush(self) -> None:
+        """Nothing buffered: each item is stored as it finishes."""
+
     def summary(self, totals: Totals) -> str:
         if totals.total == 0:
             return "No unchecked LinkedIn profiles"

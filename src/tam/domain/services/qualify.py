@@ -7,11 +7,13 @@ from tam.domain.services.calls import ProviderCalls
 from tam.domain.services.step import Outcome, Totals
 from tam.ports.providers import LLMQualifier
 from tam.ports.runtime import Clock
-from tam.ports.storage import CompanyRepo
+from tam.ports.storage import CompanyRepo, QualificationRecord
 
 
 class QualifyCompanies:
-    """Asks the LLM about every pending company, one call each."""
+    """Asks the LLM about every pending company, one call each. Verdicts wait in a buffer until the
+    runner's next flush (at least once a second), which stores them all in one write: a company whose
+    verdict was not stored yet when a worker dies stays pending, and the retry asks about it again."""
 
     noun = "companies"
     verb = "Qualified"
@@ -21,6 +23,7 @@ class QualifyCompanies:
         self._qualifier = qualifier
         self._clock = clock
         self._workers = workers
+        self._verdicts: list[QualificationRecord] = []
 
     def workers(self) -> int:
         return self._workers
@@ -34,11 +37,16 @@ class QualifyCompanies:
     async def process(self, project: Project, item: Company, calls: ProviderCalls) -> Outcome:
         verdict = await calls.call(Provider.CLAUDE, lambda: self._qualifier.qualify(project, item))
         status = QualificationStatus.QUALIFIED if verdict.qualified else QualificationStatus.DISQUALIFIED
-        await self._companies.record_qualification(item.id, status, verdict.reason, self._clock.now())
+        self._verdicts.append(QualificationRecord(item.id, status, verdict.reason, self._clock.now()))
         return Outcome(usage=verdict.usage, tally={status.value: 1})
 
     async def fail(self, project: Project, item: Company, reason: str) -> None:
         await self._companies.record_qualification(item.id, QualificationStatus.ERROR, reason, self._clock.now())
+
+    async def flush(self) -> None:
+        batch, self._verdicts = self._verdicts, []
+        if batch:
+            await self._companies.record_qualifications(batch)
 
     def summary(self, totals: Totals) -> str:
         if totals.total == 0:

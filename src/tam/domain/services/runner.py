@@ -99,6 +99,7 @@ class _Execution:
         self.fatal: BaseException | None = None
         self.cancelled = False
         self.ticking: asyncio.Future[None] | None = None
+        self.flushing = asyncio.Lock()  # one flush at a time, so progress follows the stored results
         seed = runner._settings.seed
         self.calls = ProviderCalls(
             runner._limiter,
@@ -127,6 +128,10 @@ class _Execution:
                 asyncio.create_task(self.work(project, queue)) for _ in range(min(step.workers(), max(len(items), 1)))
             ]
             await asyncio.gather(*workers)
+        except asyncio.CancelledError:  # a time limit or a worker shutting down: keep what is done
+            with contextlib.suppress(Exception):
+                await asyncio.shield(self.step.flush())
+            raise
         finally:
             ticker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -190,10 +195,15 @@ class _Execution:
 
     async def flush(self) -> None:
         self.last_flush = self.r._clock.monotonic()
-        progress = Progress(
-            self.totals.total, self.totals.done, self.totals.failed, progress_message(self.step, self.totals)
-        )
-        await self.r._progress.publish(self.job.id, progress, self.totals.usage)
+        async with self.flushing:
+            # The counts and the step's buffer are taken together (no await in between): the progress
+            # written counts exactly the items stored by then.
+            progress = Progress(
+                self.totals.total, self.totals.done, self.totals.failed, progress_message(self.step, self.totals)
+            )
+            usage = self.totals.usage
+            await self.step.flush()
+            await self.r._progress.publish(self.job.id, progress, usage)
 
     async def finish(self) -> Job:
         r, now = self.r, self.r._clock.now()

@@ -66,6 +66,11 @@ class Step(Protocol[Item]):
         """Record a permanent failure on the item."""
         ...
 
+    async def flush(self) -> None:
+        """Store the results `process` buffered (the runner calls it before each progress write, so
+        progress never counts an item that is not stored). It takes the buffer before its first await."""
+        ...
+
     def summary(self, totals: Totals) -> str:
         """The job's closing message."""
         ...
