@@ -22,7 +22,18 @@ from tam.adapters.supabase import (
     SupabaseProjectRepo,
     create_supabase_client,
 )
-from tam.domain.model import Job, JobStatus, JobType, NewCompany, NotFound, Progress, Project, Usage
+from tam.domain.model import (
+    Job,
+    JobStatus,
+    JobType,
+    NewCompany,
+    NotFound,
+    Progress,
+    Project,
+    QualificationStatus,
+    Usage,
+)
+from tam.ports.storage import QualificationRecord
 
 BASE = "http://supabase.test"
 REST = BASE + "/rest/v1"
@@ -209,6 +220,29 @@ async def test_job_transitions_are_rpcs_returning_the_row(client: Any, api: resp
     assert json.loads(sent(start).content)["p_at"] == "2026-11-29T12:00:00.000000+00:00"
     assert (await repo.cancel(started.id, AT)).status is JobStatus.COMPLETED
     assert cancel.called
+
+
+async def test_many_verdicts_are_one_rpc(client: Any, api: respx.MockRouter) -> None:
+    route = api.post("/rpc/tam_record_qualifications").respond(200, json=2)
+    a, b = uuid4(), uuid4()
+    records = [
+        QualificationRecord(a, QualificationStatus.QUALIFIED, "fits", AT),
+        QualificationRecord(b, QualificationStatus.DISQUALIFIED, "too small", AT),
+    ]
+    assert await SupabaseCompanyRepo(client).record_qualifications(records) == 2
+    assert await SupabaseCompanyRepo(client).record_qualifications([]) == 0
+    assert route.call_count == 1
+    assert json.loads(sent(route).content) == {
+        "p_rows": [
+            {"company_id": str(a), "status": "qualified", "reason": "fits", "at": "2026-11-29T12:00:00.000000+00:00"},
+            {
+                "company_id": str(b),
+                "status": "disqualified",
+                "reason": "too small",
+                "at": "2026-11-29T12:00:00.000000+00:00",
+            },
+        ]
+    }
 
 
 async def test_save_progress_sends_counts_percent_and_usage(client: Any, api: respx.MockRouter) -> None:
