@@ -319,7 +319,7 @@ class Container(containers.DeclarativeContainer):
     dispatcher = providers.Selector(
         dispatch_kind,
         redis=providers.Singleton(DramatiqJobDispatcher, broker),
-        inprocess=providers.Singleton(InProcessJobDispatcher, execute_job, settings.provided.time_limit),
+        inprocess=providers.Singleton(InProcessJobDispatcher, execute_job.provider, settings.provided.time_limit),
     )
     dispatch_job = providers.Factory(DispatchJob, jobs, projects, dispatcher, clock)
     # embedded mode: on start, jobs a dead process left running are dispatched again

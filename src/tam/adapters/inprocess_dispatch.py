@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 from collections.abc import Awaitable, Callable
 from uuid import UUID
@@ -18,8 +19,15 @@ class InProcessJobDispatcher:
     """Runs each job with two attempts, like the worker. Jobs in flight when the process exits stay
     `running` with their task id; the next `tam serve` resumes them (ResumeStaleJobs)."""
 
-    def __init__(self, execute: Execute, time_limit: Callable[[JobType], float], attempts: int = 2) -> None:
-        self._execute = execute
+    def __init__(
+        self,
+        new_execute: Callable[[], Execute | Awaitable[Execute]],
+        time_limit: Callable[[JobType], float],
+        attempts: int = 2,
+    ) -> None:
+        # A fresh use case per job: steps keep per-run state (buffered results) that jobs running
+        # side by side in this loop must not share.
+        self._new_execute = new_execute
         self._time_limit = time_limit
         self._attempts = attempts
         self._tasks: set[asyncio.Task[None]] = set()
@@ -36,7 +44,10 @@ class InProcessJobDispatcher:
         limit = self._time_limit(job_type)
         for attempt in range(1, self._attempts + 1):
             try:
-                await self._execute(job_id, limit, attempt == self._attempts)
+                execute = self._new_execute()
+                if inspect.isawaitable(execute):
+                    execute = await execute
+                await execute(job_id, limit, attempt == self._attempts)
                 return
             except Exception:
                 log.warning("job %s: attempt %d failed, retrying", job_id, attempt, exc_info=True)
