@@ -239,3 +239,21 @@ def test_time_limit_on_a_first_attempt_leaves_the_job_for_the_retry_to_resume() 
     assert job.attempts == 2
     # only the three companies in flight when time ran out are asked again
     assert sum(world.instrument.calls.values()) <= len(NAMES) + 3
+
+
+def test_verdicts_are_written_in_batches_of_at_most_ten_even_between_flushes() -> None:
+    """At most QualifyCompanies.max_buffered paid answers are ever held only in memory."""
+    world = World()
+    batches: list[int] = []
+    record_many = world.companies.record_qualifications
+
+    async def counting(records):  # type: ignore[no-untyped-def]
+        batches.append(len(records))
+        return await record_many(records)
+
+    world.companies.record_qualifications = counting  # type: ignore[method-assign]
+    job = qualify(world, Script({}, delays={n: 0.1 for n in NAMES}), flush_interval=1000.0)
+    assert job.status is JobStatus.COMPLETED
+    assert sum(batches) == len(NAMES)
+    assert max(batches) <= 10
+    assert len(batches) >= 3

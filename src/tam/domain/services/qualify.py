@@ -17,6 +17,9 @@ class QualifyCompanies:
 
     noun = "companies"
     verb = "Qualified"
+    # A crash loses the buffered verdicts (those companies are asked again), so the buffer is
+    # also written as soon as it holds this many: at most this many paid answers are ever at risk.
+    max_buffered = 10
 
     def __init__(self, companies: CompanyRepo, qualifier: LLMQualifier, clock: Clock, workers: int) -> None:
         self._companies = companies
@@ -38,6 +41,8 @@ class QualifyCompanies:
         verdict = await calls.call(Provider.CLAUDE, lambda: self._qualifier.qualify(project, item))
         status = QualificationStatus.QUALIFIED if verdict.qualified else QualificationStatus.DISQUALIFIED
         self._verdicts.append(QualificationRecord(item.id, status, verdict.reason, self._clock.now()))
+        if len(self._verdicts) >= self.max_buffered:
+            await self.flush()
         return Outcome(usage=verdict.usage, tally={status.value: 1})
 
     async def fail(self, project: Project, item: Company, reason: str) -> None:
