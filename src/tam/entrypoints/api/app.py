@@ -17,7 +17,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from tam.containers import Container
+from tam.containers import Container, provide
 from tam.domain.model import TamError
 from tam.entrypoints.api import dashboard, jobs, projects
 from tam.entrypoints.api.errors import (
@@ -29,7 +29,7 @@ from tam.entrypoints.api.errors import (
     on_unexpected,
     on_validation_error,
 )
-from tam.entrypoints.api.http import container, provide, reply
+from tam.entrypoints.api.http import container, reply
 from tam.entrypoints.api.openapi import build_openapi
 from tam.entrypoints.api.schemas import Health, Readiness
 

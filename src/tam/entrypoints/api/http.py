@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from pydantic import BaseModel, TypeAdapter
 from starlette.requests import Request
@@ -21,14 +20,6 @@ T = TypeVar("T")
 
 def container(request: Request) -> Container:
     return request.app.state.container  # type: ignore[no-any-return]
-
-
-async def provide(provider: Callable[[], Any]) -> Any:
-    """Call a container provider; with async resources in its graph the result is awaitable."""
-    value = provider()
-    if inspect.isawaitable(value):
-        value = await value
-    return value
 
 
 async def read_body(request: Request) -> bytes:

@@ -6,7 +6,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from tam.entrypoints.api.http import by_method, container, parse_body, parse_query, provide, reply
+from tam.containers import provide
+from tam.entrypoints.api.http import by_method, container, parse_body, parse_query, reply
 from tam.entrypoints.api.schemas import (
     CreatedJob,
     CreateJobRequest,

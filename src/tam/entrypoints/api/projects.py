@@ -7,9 +7,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from tam.containers import provide
 from tam.domain.model import Project, QualificationStatus
 from tam.domain.services.projects import CompanyRow
-from tam.entrypoints.api.http import by_method, container, parse_body, parse_body_as, parse_query, provide, reply
+from tam.entrypoints.api.http import by_method, container, parse_body, parse_body_as, parse_query, reply
 from tam.entrypoints.api.schemas import (
     CompanyCounts,
     CompanyIn,

@@ -15,7 +15,7 @@ import dramatiq
 from dramatiq.asyncio import get_event_loop_thread
 from dramatiq.middleware import AsyncIO, CurrentMessage
 
-from tam.containers import Container, build_container
+from tam.containers import Container, build_container, provide
 from tam.domain.model import JobType
 from tam.logs import configure_logging, secrets_of
 from tam.settings import Settings
@@ -102,11 +102,6 @@ def _on_loop(call: Callable[[], Any]) -> None:
     loop_thread.run_coroutine(run())
 
 
-async def _provide(provider: Callable[[], Any]) -> Any:
-    value = provider()
-    return await value if inspect.isawaitable(value) else value
-
-
 def _attempt_is_last() -> bool:
     message = CurrentMessage.get_current_message()
     retries = message.options.get("retries", 0) if message is not None else 0
@@ -117,7 +112,7 @@ def _perform(
     container: Container, job_type: JobType, time_limit: float, broker: dramatiq.Broker, shutdown: StopOnShutdown
 ) -> Callable[[str], Awaitable[None]]:
     async def run(job_id: str) -> None:
-        execute = await _provide(container.execute_job)
+        execute = await provide(container.execute_job)
         job = await execute(UUID(job_id), time_limit, _attempt_is_last())
         log.info("job %s (%s) ended %s", job.id, job_type.value, job.status.value)
 
