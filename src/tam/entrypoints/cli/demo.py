@@ -21,7 +21,7 @@ from rich.progress import (
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
-from rich.table import Table
+from rich.table import Column, Table
 
 from tam.containers import Container, build_container, provide, resources_open
 from tam.domain.model import Job, JobType, Project, QualificationStatus, Usage
@@ -49,8 +49,8 @@ STEPS = (
 
 
 class RateColumn(TextColumn):
-    def __init__(self) -> None:
-        super().__init__("")
+    def __init__(self, table_column: Column | None = None) -> None:
+        super().__init__("", table_column=table_column)
 
     def render(self, task):  # type: ignore[no-untyped-def]
         speed = task.finished_speed or task.speed
@@ -123,13 +123,16 @@ async def run_demo(container: Container, kept: bool = False) -> list[StepResult]
         console.print(f"[bold]tam demo[/]: project [cyan]{project.name}[/], simulated providers")
         console.print(f"SQLite database: {where}")
         bars = Progress(
-            TextColumn("{task.description:<20}"),
-            BarColumn(bar_width=24),
-            MofNCompleteColumn(),
-            RateColumn(),
+            TextColumn("{task.description}", table_column=Column(min_width=19, no_wrap=True)),
+            BarColumn(bar_width=20),
+            MofNCompleteColumn(table_column=Column(min_width=7, no_wrap=True)),
+            RateColumn(table_column=Column(min_width=8, no_wrap=True)),
             TimeRemainingColumn(),
             TimeElapsedColumn(),
-            TextColumn("[dim]{task.fields[message]}"),
+            TextColumn(
+                "[dim]{task.fields[message]}",
+                table_column=Column(no_wrap=True, overflow="ellipsis", max_width=max(12, console.width - 72)),
+            ),
             console=console,
         )
         sink = RichProgressSink(await provide(container.progress), bars)
@@ -155,20 +158,19 @@ async def summary(container: Container, project: Project, results: list[StepResu
     table.add_column("step")
     table.add_column("status")
     table.add_column("time", justify="right")
-    table.add_column("result")
-    table.add_column("usage")
+    table.add_column("result and usage")
     for r in results:
         usage = ", ".join(f"{k}={v}" for k, v in sorted(r.job.usage.counts.items())) or "-"
-        table.add_row(r.label, r.job.status.value, f"{r.seconds:.1f} s", r.job.error or r.job.message or "", usage)
+        result = r.job.error or r.job.message or ""
+        table.add_row(r.label, r.job.status.value, f"{r.seconds:.1f} s", f"{result}\n[dim]{usage}[/]")
     table.add_section()
     by_status = ", ".join(f"{counts.get(st, 0)} {st.value}" for st in QualificationStatus)
-    table.add_row("companies", "", "", by_status, "")
+    table.add_row("companies", "", "", by_status)
     table.add_row(
         "contacts",
         "",
         "",
         f"{stats.total} contacts, {stats.with_email} emails found, "
         f"{stats.linkedin_active} LinkedIn profiles active, {stats.linkedin_inactive} inactive",
-        "",
     )
     return table
