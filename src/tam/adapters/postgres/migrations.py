@@ -9,7 +9,10 @@ from tam.adapters.postgres.connection import connect, translated_errors
 from tam.adapters.sql.errors import StorageError
 
 # Found next to the source tree (the same files `supabase db push` applies).
-MIGRATIONS_DIR = Path(__file__).resolve().parents[4] / "supabase" / "migrations"
+# In a checkout (or an editable install) the files are read where `supabase db push` reads them; a
+# built wheel carries a copy inside the package (pyproject's force-include).
+_PACKAGED = Path(__file__).resolve().parent / "sql"
+MIGRATIONS_DIR = _PACKAGED if _PACKAGED.is_dir() else Path(__file__).resolve().parents[4] / "supabase" / "migrations"
 _LOCK_KEY = 0x7A6D_6967  # any constant shared by every tam migrator
 
 _LEDGER = """
