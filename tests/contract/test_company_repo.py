@@ -188,3 +188,8 @@ async def test_recording_a_missing_company_is_not_found(store: Stores) -> None:
 async def test_an_unknown_project_counts_nothing(store: Stores) -> None:
     assert set((await store.companies.count_by_status(uuid4())).values()) == {0}
     assert (await store.companies.list(uuid4())).total == 0
+
+
+async def test_adding_companies_to_an_unknown_project_is_not_found(store: Stores) -> None:
+    with pytest.raises(NotFound):
+        await store.companies.add_many(uuid4(), companies("acme.com"))

@@ -66,6 +66,7 @@ class MemoryCompanyRepo:
         self._db = db
 
     async def add_many(self, project_id: UUID, companies: Sequence[NewCompany]) -> ImportResult:
+        _get(self._db.projects, project_id, "project")  # as the SQL stores' foreign key does
         known = {c.domain for c in self._db.project_companies(project_id)}
         inserted = 0
         for new in companies:
