@@ -41,7 +41,16 @@ import asyncpg
 import httpx
 
 from fake_process import FakeProcess
-from worker_process import TAM, WorkerProcess, create_database, drop_database, flush_redis, migrate, redis_url
+from worker_process import (
+    TAM,
+    WorkerProcess,
+    add_server_options,
+    create_database,
+    drop_database,
+    flush_redis,
+    migrate,
+    redis_url,
+)
 
 API_KEY = "bench-key"
 HEADERS = {"x-api-key": API_KEY}
@@ -250,13 +259,7 @@ async def main() -> None:
     parser.add_argument("--progress-jobs", type=int, default=30)
     parser.add_argument("--client", choices=("wrk", "httpx"), default="wrk" if shutil.which("wrk") else "httpx")
     parser.add_argument("--idle-poll-ms", default="1000,100", help="dramatiq_worker_timeout values, side by side")
-    parser.add_argument(
-        "--server",
-        default=os.environ.get("TAM_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"),
-        help="a PostgreSQL server where a scratch database may be created (and is dropped after)",
-    )
-    parser.add_argument("--redis", default=os.environ.get("TAM_TEST_REDIS_URL", "redis://127.0.0.1:6379/0"))
-    parser.add_argument("--redis-db", type=int, default=5, help="a Redis database of its own (flushed)")
+    add_server_options(parser, redis_db=5)
     args = parser.parse_args()
 
     rurl = redis_url(args.redis, args.redis_db)

@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import statistics
 import sys
 import tempfile
@@ -41,7 +40,15 @@ from fake_process import FakeProcess
 from tam.containers import build_container, provide, resources_open
 from tam.domain.model import Job, JobType, NewCompany, Project
 from tam.settings import Settings
-from worker_process import WorkerProcess, create_database, drop_database, flush_redis, migrate, redis_url
+from worker_process import (
+    WorkerProcess,
+    add_server_options,
+    create_database,
+    drop_database,
+    flush_redis,
+    migrate,
+    redis_url,
+)
 
 API_KEY = "bench-key"
 PROJECTS = 10
@@ -155,13 +162,7 @@ async def main() -> None:
     parser.add_argument("--configs", default="5,5:10,4", help="THREADS[:PREFETCH] per worker, side by side")
     parser.add_argument("--latency", type=float, default=0.05)
     parser.add_argument("--timeout", type=float, default=120)
-    parser.add_argument(
-        "--server",
-        default=os.environ.get("TAM_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"),
-        help="a PostgreSQL server where a scratch database may be created (and is dropped after)",
-    )
-    parser.add_argument("--redis", default=os.environ.get("TAM_TEST_REDIS_URL", "redis://127.0.0.1:6379/0"))
-    parser.add_argument("--redis-db", type=int, default=7, help="a Redis database of its own (flushed)")
+    add_server_options(parser, redis_db=7)
     args = parser.parse_args()
     args.configs = args.configs.split(",")
 

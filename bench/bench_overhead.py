@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import statistics
 import sys
 import tempfile
@@ -46,7 +45,15 @@ from tam.adapters.dramatiq_dispatch import QUEUE
 from tam.containers import build_container, provide, resources_open
 from tam.domain.model import Job, JobType, NewCompany, Project
 from tam.settings import Settings
-from worker_process import WorkerProcess, create_database, drop_database, flush_redis, migrate, redis_url
+from worker_process import (
+    WorkerProcess,
+    add_server_options,
+    create_database,
+    drop_database,
+    flush_redis,
+    migrate,
+    redis_url,
+)
 
 API_KEY = "bench-key"
 STATS_FLUSH_S = 11  # PostgreSQL 15 backends flush their statistics after at most 10 s idle
@@ -185,13 +192,7 @@ async def main() -> None:
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--concurrency", default="10,50", help="TAM_QUALIFY_CONCURRENCY values, side by side")
     parser.add_argument("--timeout", type=float, default=300)
-    parser.add_argument(
-        "--server",
-        default=os.environ.get("TAM_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"),
-        help="a PostgreSQL server where a scratch database may be created (and is dropped after)",
-    )
-    parser.add_argument("--redis", default=os.environ.get("TAM_TEST_REDIS_URL", "redis://127.0.0.1:6379/0"))
-    parser.add_argument("--redis-db", type=int, default=6, help="a Redis database of its own (flushed)")
+    add_server_options(parser, redis_db=6)
     args = parser.parse_args()
     args.concurrency = [int(c) for c in args.concurrency.split(",")]
 

@@ -5,6 +5,7 @@ to the dramatiq master's PID only), with their peak RSS read from /proc.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import os
 import signal
@@ -129,3 +130,14 @@ class WorkerProcess:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.proc.pid, signal.SIGKILL)
         self.proc.wait()
+
+
+def add_server_options(parser: argparse.ArgumentParser, redis_db: int) -> None:
+    """--server, --redis and --redis-db, as every worker benchmark takes them (each its own Redis db)."""
+    parser.add_argument(
+        "--server",
+        default=os.environ.get("TAM_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"),
+        help="a PostgreSQL server where a scratch database may be created (and is dropped after)",
+    )
+    parser.add_argument("--redis", default=os.environ.get("TAM_TEST_REDIS_URL", "redis://127.0.0.1:6379/0"))
+    parser.add_argument("--redis-db", type=int, default=redis_db, help="a Redis database of its own (flushed)")
