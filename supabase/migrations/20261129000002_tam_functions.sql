@@ -129,6 +129,20 @@ begin
 end;
 $$;
 
+-- A job row as it is now (when an update left it alone), or P0002 (PostgREST: 404) when it does not exist.
+create or replace function tam_job_or_not_found(p_job_id uuid) returns tam_job_queue
+language plpgsql as $$
+declare
+    v_job tam_job_queue;
+begin
+    select * into v_job from tam_job_queue where id = p_job_id;
+    if not found then
+        raise exception using errcode = 'P0002', message = format('job %s not found', p_job_id);
+    end if;
+    return v_job;
+end;
+$$;
+
 create or replace function tam_start_job(p_job_id uuid, p_at timestamptz) returns tam_job_queue
 language plpgsql as $$
 declare
@@ -139,11 +153,8 @@ begin
            heartbeat_at = p_at, updated_at = p_at
      where id = p_job_id and status in ('pending', 'running')
     returning * into v_job;
-    if v_job.id is null then
-        select * into v_job from tam_job_queue where id = p_job_id;
-        if v_job.id is null then
-            raise exception using errcode = 'P0002', message = format('job %s not found', p_job_id);
-        end if;
+    if v_job.id is null then  -- finished already, or no such job
+        v_job := tam_job_or_not_found(p_job_id);
     end if;
     return v_job;
 end;
@@ -179,11 +190,8 @@ begin
            message = coalesce(p_message, message), error = p_error, finished_at = p_at, updated_at = p_at
      where id = p_job_id and status in ('pending', 'running')
     returning * into v_job;
-    if v_job.id is null then
-        select * into v_job from tam_job_queue where id = p_job_id;
-        if v_job.id is null then
-            raise exception using errcode = 'P0002', message = format('job %s not found', p_job_id);
-        end if;
+    if v_job.id is null then  -- finished already, or no such job
+        v_job := tam_job_or_not_found(p_job_id);
     end if;
     return v_job;
 end;
