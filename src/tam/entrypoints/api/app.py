@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import hmac
-import inspect
 import logging
 from collections.abc import AsyncIterator
 from uuid import uuid4
@@ -17,7 +16,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from tam.containers import Container, provide
+from tam.containers import Container, provide, resources_open
 from tam.domain.model import TamError
 from tam.entrypoints.api import dashboard, jobs, projects
 from tam.entrypoints.api.errors import (
@@ -108,21 +107,16 @@ def create_app(c: Container, api_key: str | None = None) -> Starlette:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        started = c.init_resources()
-        if inspect.isawaitable(started):
-            await started
-        try:
+        async with resources_open(c):
             if c.settings().redis_url is None:  # embedded: no broker redelivers a dead process's jobs
                 await _resume_stale_jobs(c)
-            yield
-        finally:
-            # Embedded jobs run in this loop; they stop with it (and stay `running`).
-            close = getattr(await provide(c.dispatcher), "aclose", None)
-            if close is not None:
-                await close()
-            stopped = c.shutdown_resources()
-            if inspect.isawaitable(stopped):
-                await stopped
+            try:
+                yield
+            finally:
+                # Embedded jobs run in this loop; they stop with it (and stay `running`).
+                close = getattr(await provide(c.dispatcher), "aclose", None)
+                if close is not None:
+                    await close()
 
     app = Starlette(
         routes=[
