@@ -48,6 +48,29 @@ def test_project_create_import_and_read_back() -> None:
     assert contacts == {"items": [], "total": 0}
 
 
+def test_lists_search_with_q_and_combine_it_with_status_and_paging() -> None:
+    with make_client() as client:
+        project_id = new_project(client)
+        rows = [{"name": f"Company {i}", "domain": f"c{i}.example"} for i in range(30)]
+        rows.append({"name": "Northwind", "domain": "northwind.com"})
+        client.post(f"/api/tam/projects/{project_id}/companies", headers=AUTH, json=rows)
+        base = f"/api/tam/projects/{project_id}"
+        north = client.get(f"{base}/companies", params={"q": "  NORTH "}, headers=AUTH).json()
+        ones = client.get(f"{base}/companies", params={"q": "c1", "limit": 5, "offset": 5}, headers=AUTH).json()
+        pending = client.get(f"{base}/companies", params={"q": "north", "status": "pending"}, headers=AUTH).json()
+        none = client.get(f"{base}/companies", params={"q": "north", "status": "qualified"}, headers=AUTH).json()
+        blank = client.get(f"{base}/companies", params={"q": ""}, headers=AUTH).json()
+        contacts = client.get(f"{base}/contacts", params={"q": "anyone"}, headers=AUTH).json()
+        too_long = client.get(f"{base}/companies", params={"q": "x" * 201}, headers=AUTH)
+
+    assert (north["total"], [c["name"] for c in north["items"]]) == (1, ["Northwind"])
+    assert ones["total"] == 11 and len(ones["items"]) == 5  # c1, c10..c19
+    assert pending["total"] == 1 and none["total"] == 0
+    assert blank["total"] == 31
+    assert contacts == {"items": [], "total": 0}
+    assert too_long.status_code == 400 and "q" in too_long.json()["error"]
+
+
 def test_project_errors() -> None:
     with make_client() as client:
         missing = uuid4()

@@ -193,3 +193,38 @@ async def test_an_unknown_project_counts_nothing(store: Stores) -> None:
 async def test_adding_companies_to_an_unknown_project_is_not_found(store: Stores) -> None:
     with pytest.raises(NotFound):
         await store.companies.add_many(uuid4(), companies("acme.com"))
+
+
+async def test_list_searches_name_or_domain_ignoring_case(store: Stores) -> None:
+    project_id = await a_project(store)
+    other = await a_project(store)
+    await store.companies.add_many(
+        project_id,
+        [
+            NewCompany("Northwind Traders", "northwind.com"),
+            NewCompany("Globex", "globex-north.io"),
+            NewCompany("Initech", "initech.com"),
+            NewCompany("100% Pure_Foods (EU), Ltd.", "pure.eu"),
+            NewCompany("Zürich Versicherung", "zurich.ch"),
+        ],
+    )
+    await store.companies.add_many(other, [NewCompany("Northwind elsewhere", "northwind.net")])
+
+    async def names(q: str, **kw: object) -> list[str]:
+        page = await store.companies.list(project_id, q=q, **kw)  # type: ignore[arg-type]
+        assert page.total == len(page.items)
+        return sorted(c.name for c in page.items)
+
+    assert await names("NORTH") == ["Globex", "Northwind Traders"]  # name in one, domain in the other
+    assert await names("initech.COM") == ["Initech"]
+    assert await names("zürich") == ["Zürich Versicherung"]
+    assert await names("% Pure_Foods (EU), L") == ["100% Pure_Foods (EU), Ltd."]  # PostgREST's reserved characters
+    assert await names("nothing like it") == []
+    assert len(await names("")) == 5  # a blank search is no search
+    northwind = next(c for c in (await store.companies.list(project_id)).items if c.domain == "northwind.com")
+    await store.companies.record_qualification(northwind.id, QualificationStatus.QUALIFIED, "fits", AT)
+    assert await names("north", status=QualificationStatus.QUALIFIED) == ["Northwind Traders"]
+    assert await names("north", status=QualificationStatus.PENDING) == ["Globex"]
+    paged = await store.companies.list(project_id, q="o", limit=2, offset=1)
+    everything = await store.companies.list(project_id, q="o")
+    assert (paged.total, paged.items) == (everything.total, everything.items[1:3])

@@ -123,3 +123,27 @@ async def test_list_pages_and_stats_count_emails(store: Stores) -> None:
     assert [c.full_name for c in page.items] == ["Person 03", "Person 04", "Person 05"]
     assert (await store.contacts.stats(a.project_id)).with_email == 3
     assert await store.contacts.stats(uuid4()) == type(await store.contacts.stats(uuid4()))()
+
+
+async def test_list_searches_name_title_or_email_ignoring_case(store: Stores) -> None:
+    a, b = await two_companies(store)
+    await store.contacts.record_company_contacts(
+        a,
+        [
+            contact(a, "Ada Lovelace", title="CTO", email="ada@analytical.io"),
+            contact(a, "Grace Hopper", title="VP Engineering", email=None),
+        ],
+        AT,
+    )
+    await store.contacts.record_company_contacts(b, [contact(b, "Alan Turing", title="Head of Research")], AT)
+
+    async def names(q: str, limit: int = 100, offset: int = 0) -> tuple[int, list[str]]:
+        page = await store.contacts.list(a.project_id, limit=limit, offset=offset, q=q)
+        return page.total, sorted(c.full_name for c in page.items)
+
+    assert await names("LOVELACE") == (1, ["Ada Lovelace"])
+    assert await names("engineering") == (1, ["Grace Hopper"])
+    assert await names("analytical.IO") == (1, ["Ada Lovelace"])  # the email's domain
+    assert (await names("a", limit=1, offset=2))[0] == 3
+    assert await names("") == (3, ["Ada Lovelace", "Alan Turing", "Grace Hopper"])
+    assert await names("nobody") == (0, [])

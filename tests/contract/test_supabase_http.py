@@ -134,6 +134,21 @@ async def test_list_asks_for_an_exact_count(client: Any, api: respx.MockRouter) 
     assert (request.url.params["offset"], request.url.params["limit"]) == ("40", "20")
 
 
+async def test_a_search_is_one_quoted_ilike_per_column_in_an_or_filter(client: Any, api: respx.MockRouter) -> None:
+    companies = api.get("/tam_companies").respond(200, json=[], headers={"content-range": "*/0"})
+    await SupabaseCompanyRepo(client).list(PROJECT_ID, status=QualificationStatus.QUALIFIED, q="Acme (EU), Inc.")
+    params = sent(companies).url.params
+    assert params["qualification_status"] == "eq.qualified"
+    # Reserved characters (,.:()) are safe inside quotes (docs.postgrest.org, URL grammar, reserved characters).
+    assert params["or"] == '(name.ilike."*Acme (EU), Inc.*",domain.ilike."*Acme (EU), Inc.*")'
+    contacts = api.get("/tam_contacts").respond(200, json=[], headers={"content-range": "*/0"})
+    # What quoting cannot carry, and the pattern's own wildcards, match any one character instead.
+    await SupabaseContactRepo(client).list(PROJECT_ID, q='a"b\\c*d%e_f')
+    assert sent(contacts).url.params["or"] == (
+        '(full_name.ilike."*a_b_c_d_e_f*",title.ilike."*a_b_c_d_e_f*",email.ilike."*a_b_c_d_e_f*")'
+    )
+
+
 async def test_an_offset_past_the_end_is_an_empty_page(client: Any, api: respx.MockRouter) -> None:
     api.get("/tam_companies", params={"select": "*"}).respond(
         416,

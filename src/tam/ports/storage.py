@@ -96,7 +96,11 @@ class CompanyRepo(Protocol):
         status: QualificationStatus | None = None,
         limit: int = 100,
         offset: int = 0,
-    ) -> CompanyPage: ...
+        q: str | None = None,
+    ) -> CompanyPage:
+        """A page in a stable order, with the total that matches. `q`: only companies whose name or domain
+        contains it, ignoring case (ASCII case everywhere; SQLite folds no other letters)."""
+        ...
 
     async def count_by_status(self, project_id: UUID) -> Mapping[QualificationStatus, int]: ...
 
@@ -115,7 +119,9 @@ class ContactRepo(Protocol):
 
     async def record_linkedin(self, checks: Sequence[LinkedinCheck], at: datetime) -> None: ...
 
-    async def list(self, project_id: UUID, limit: int = 100, offset: int = 0) -> ContactPage: ...
+    async def list(self, project_id: UUID, limit: int = 100, offset: int = 0, q: str | None = None) -> ContactPage:
+        """Like CompanyRepo.list; `q` matches the full name, title or email (so also the email's domain)."""
+        ...
 
     async def stats(self, project_id: UUID) -> ContactStats: ...
 

@@ -114,9 +114,17 @@ class MemoryCompanyRepo:
         return stored
 
     async def list(
-        self, project_id: UUID, status: QualificationStatus | None = None, limit: int = 100, offset: int = 0
+        self,
+        project_id: UUID,
+        status: QualificationStatus | None = None,
+        limit: int = 100,
+        offset: int = 0,
+        q: str | None = None,
     ) -> CompanyPage:
-        rows = self._where(project_id, lambda c: status is None or c.qualification_status is status)
+        rows = self._where(
+            project_id,
+            lambda c: (status is None or c.qualification_status is status) and _matches(q, c.name, c.domain),
+        )
         return CompanyPage(tuple(rows[offset : offset + limit]), len(rows))
 
     async def count_by_status(self, project_id: UUID) -> Mapping[QualificationStatus, int]:
@@ -128,6 +136,14 @@ class MemoryCompanyRepo:
     def _where(self, project_id: UUID, keep: object) -> builtins.list[Company]:
         rows = [c for c in self._db.project_companies(project_id) if keep(c)]  # type: ignore[operator]
         return sorted(rows, key=lambda c: (c.created_at or _now(), c.domain))
+
+
+def _matches(q: str | None, *values: str | None) -> bool:
+    """The search of CompanyRepo.list and ContactRepo.list: a case-insensitive substring of any value."""
+    if not q:
+        return True
+    needle = q.lower()
+    return any(v is not None and needle in v.lower() for v in values)
 
 
 class MemoryContactRepo:
@@ -172,9 +188,13 @@ class MemoryContactRepo:
                 contact, linkedin_active=check.active, linkedin_detail=check.detail, linkedin_checked_at=at
             )
 
-    async def list(self, project_id: UUID, limit: int = 100, offset: int = 0) -> ContactPage:
+    async def list(self, project_id: UUID, limit: int = 100, offset: int = 0, q: str | None = None) -> ContactPage:
         rows = sorted(
-            (c for c in self._db.contacts.values() if c.project_id == project_id),
+            (
+                c
+                for c in self._db.contacts.values()
+                if c.project_id == project_id and _matches(q, c.full_name, c.title, c.email)
+            ),
             key=lambda c: (c.created_at or _now(), c.full_name),
         )
         return ContactPage(tuple(rows[offset : offset + limit]), len(rows))

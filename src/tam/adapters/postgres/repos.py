@@ -41,6 +41,13 @@ _COMPANY_ORDER = "order by created_at, domain, id"
 _CONTACT_ORDER = "order by created_at, full_name, id"
 
 
+def _search(param: int, *columns: str) -> str:
+    """A list's search condition on parameter `$param` (null: no search): a case-insensitive substring
+    of any column (strpos, not like, so that % and _ in the search are plain characters)."""
+    found = " or ".join(f"strpos(lower({c}), lower(${param}::text)) > 0" for c in columns)
+    return f"(${param}::text is null or {found})"
+
+
 class _Repo:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
@@ -146,12 +153,18 @@ class PostgresCompanyRepo(_Repo):
         return int(await self._fetchval("select tam_record_qualifications($1::jsonb)", qualification_payload(records)))
 
     async def list(
-        self, project_id: UUID, status: QualificationStatus | None = None, limit: int = 100, offset: int = 0
+        self,
+        project_id: UUID,
+        status: QualificationStatus | None = None,
+        limit: int = 100,
+        offset: int = 0,
+        q: str | None = None,
     ) -> CompanyPage:
-        where = "where project_id = $1 and ($2::text is null or qualification_status = $2)"
-        args = (project_id, status.value if status else None)
+        search = _search(3, "name", "domain")
+        where = f"where project_id = $1 and ($2::text is null or qualification_status = $2) and {search}"
+        args = (project_id, status.value if status else None, q or None)
         rows = await self._fetch(
-            f"select * from tam_companies {where} {_COMPANY_ORDER} limit $3 offset $4", *args, limit, offset
+            f"select * from tam_companies {where} {_COMPANY_ORDER} limit $4 offset $5", *args, limit, offset
         )
         total = await self._fetchval(f"select count(*) from tam_companies {where}", *args)
         return CompanyPage(tuple(map(company_from_row, rows)), int(total))
@@ -186,14 +199,16 @@ class PostgresContactRepo(_Repo):
             payload = [{"contact_id": str(c.contact_id), "active": c.active, "detail": c.detail} for c in checks]
             await self._fetchval("select tam_record_linkedin($1::jsonb, $2)", payload, at)
 
-    async def list(self, project_id: UUID, limit: int = 100, offset: int = 0) -> ContactPage:
+    async def list(self, project_id: UUID, limit: int = 100, offset: int = 0, q: str | None = None) -> ContactPage:
+        where = f"where project_id = $1 and {_search(2, 'full_name', 'title', 'email')}"
         rows = await self._fetch(
-            f"select * from tam_contacts where project_id = $1 {_CONTACT_ORDER} limit $2 offset $3",
+            f"select * from tam_contacts {where} {_CONTACT_ORDER} limit $3 offset $4",
             project_id,
+            q or None,
             limit,
             offset,
         )
-        total = await self._fetchval("select count(*) from tam_contacts where project_id = $1", project_id)
+        total = await self._fetchval(f"select count(*) from tam_contacts {where}", project_id, q or None)
         return ContactPage(tuple(map(contact_from_row, rows)), int(total))
 
     async def stats(self, project_id: UUID) -> ContactStats:

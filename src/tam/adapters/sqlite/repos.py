@@ -40,6 +40,15 @@ _COMPANY_ORDER = "order by created_at, domain, id"
 _CONTACT_ORDER = "order by created_at, full_name, id"
 
 
+def _search(q: str | None, *columns: str) -> tuple[str, tuple[str, ...]]:
+    """The `and (...)` clause of a list's search: a case-insensitive substring of any column
+    (instr, not like, so that % and _ in the search are plain characters)."""
+    if not q:
+        return "", ()
+    clause = " or ".join(f"instr(lower(coalesce({c}, '')), lower(?)) > 0" for c in columns)
+    return f" and ({clause})", (q,) * len(columns)
+
+
 def _now() -> str:
     return iso(datetime.now(UTC)) or ""
 
@@ -148,10 +157,16 @@ class SqliteCompanyRepo(_Repo):
             return max(cursor.rowcount, 0)
 
     async def list(
-        self, project_id: UUID, status: QualificationStatus | None = None, limit: int = 100, offset: int = 0
+        self,
+        project_id: UUID,
+        status: QualificationStatus | None = None,
+        limit: int = 100,
+        offset: int = 0,
+        q: str | None = None,
     ) -> CompanyPage:
-        where = "where project_id = ? and (? is null or qualification_status = ?)"
-        args = (str(project_id), status and status.value, status and status.value)
+        search, search_args = _search(q, "name", "domain")
+        where = f"where project_id = ? and (? is null or qualification_status = ?){search}"
+        args = (str(project_id), status and status.value, status and status.value, *search_args)
         rows = await self._db.fetch(
             f"select * from tam_companies {where} {_COMPANY_ORDER} limit ? offset ?", (*args, limit, offset)
         )
@@ -213,12 +228,13 @@ class SqliteContactRepo(_Repo):
                 if cursor.rowcount == 0:
                     raise NotFound(f"contact {check.contact_id} not found")
 
-    async def list(self, project_id: UUID, limit: int = 100, offset: int = 0) -> ContactPage:
+    async def list(self, project_id: UUID, limit: int = 100, offset: int = 0, q: str | None = None) -> ContactPage:
+        search, search_args = _search(q, "full_name", "title", "email")
+        where, args = f"where project_id = ?{search}", (str(project_id), *search_args)
         rows = await self._db.fetch(
-            f"select * from tam_contacts where project_id = ? {_CONTACT_ORDER} limit ? offset ?",
-            (str(project_id), limit, offset),
+            f"select * from tam_contacts {where} {_CONTACT_ORDER} limit ? offset ?", (*args, limit, offset)
         )
-        total = await self._db.fetchone("select count(*) from tam_contacts where project_id = ?", (str(project_id),))
+        total = await self._db.fetchone(f"select count(*) from tam_contacts {where}", args)
         return ContactPage(tuple(map(contact_from_row, rows)), int(total[0]) if total else 0)
 
     async def stats(self, project_id: UUID) -> ContactStats:

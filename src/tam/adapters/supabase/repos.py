@@ -4,7 +4,9 @@ SQL functions by RPC (POST /rest/v1/rpc/<name>); plain reads and single-row writ
 from __future__ import annotations
 
 import builtins
+import re
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -88,6 +90,8 @@ class _Repo:
         for column, value in filters.items():
             if value is None:
                 query = query.is_(column, "null")
+            elif isinstance(value, _Or):
+                query = query.or_(value.conditions)
             elif isinstance(value, tuple):  # (operator, value), e.g. ("neq", "")
                 query = query.filter(column, value[0], value[1])
             else:
@@ -119,6 +123,22 @@ class SupabaseProjectRepo(_Repo):
 
     async def list(self) -> builtins.list[Project]:
         return [project_from_row(r) for r in await self._all("tam_projects", ("created_at", "id"))]
+
+
+@dataclass(frozen=True, slots=True)
+class _Or:
+    """A PostgREST `or=(...)` filter for `_filtered`."""
+
+    conditions: str
+
+
+def _search(q: str, *columns: str) -> _Or:
+    """The list search as one PostgREST `or` filter: `col.ilike."*q*"` per column. The value is quoted so
+    that PostgREST's reserved characters (`,.:()`) are plain text; the characters quoting cannot carry
+    (`"` and `\\`) and the pattern's own wildcards (`*`, `%`, `_`) become `_`, which matches any one
+    character: such a search finds a superset, never an error and never another filter."""
+    pattern = re.sub(r'["\\*%_]', "_", q)
+    return _Or(",".join(f'{c}.ilike."*{pattern}*"' for c in columns))
 
 
 _COMPANY_ORDER = ("created_at", "domain", "id")
@@ -173,11 +193,18 @@ class SupabaseCompanyRepo(_Repo):
         return int(await self._rpc("tam_record_qualifications", {"p_rows": qualification_payload(records)}))
 
     async def list(
-        self, project_id: UUID, status: QualificationStatus | None = None, limit: int = 100, offset: int = 0
+        self,
+        project_id: UUID,
+        status: QualificationStatus | None = None,
+        limit: int = 100,
+        offset: int = 0,
+        q: str | None = None,
     ) -> CompanyPage:
         filters: dict[str, Any] = {"project_id": project_id}
         if status is not None:
             filters["qualification_status"] = status.value
+        if q:
+            filters["or"] = _search(q, "name", "domain")
         found, total = await self._page("tam_companies", _COMPANY_ORDER, limit, offset, **filters)
         return CompanyPage(tuple(map(company_from_row, found)), total)
 
@@ -214,8 +241,11 @@ class SupabaseContactRepo(_Repo):
             payload = [{"contact_id": str(c.contact_id), "active": c.active, "detail": c.detail} for c in checks]
             await self._rpc("tam_record_linkedin", {"p_checks": payload, "p_at": iso(at)})
 
-    async def list(self, project_id: UUID, limit: int = 100, offset: int = 0) -> ContactPage:
-        found, total = await self._page("tam_contacts", _CONTACT_ORDER, limit, offset, project_id=project_id)
+    async def list(self, project_id: UUID, limit: int = 100, offset: int = 0, q: str | None = None) -> ContactPage:
+        filters: dict[str, Any] = {"project_id": project_id}
+        if q:
+            filters["or"] = _search(q, "full_name", "title", "email")
+        found, total = await self._page("tam_contacts", _CONTACT_ORDER, limit, offset, **filters)
         return ContactPage(tuple(map(contact_from_row, found)), total)
 
     async def stats(self, project_id: UUID) -> ContactStats:

@@ -19,6 +19,7 @@ _REQUESTS: tuple[type[BaseModel], ...] = (
     s.JobQuery,
     s.Page,
     s.CompanyQuery,
+    s.ContactQuery,
 )
 _RESPONSES: tuple[type[BaseModel], ...] = (
     s.RunResponse,
@@ -176,7 +177,7 @@ def build_openapi() -> dict[str, Any]:
                 "List a project's contacts",
                 ("200", s.ContactPageOut),
                 ("400", "404"),
-                parameters=[project, *_query_params(s.Page, components)],
+                parameters=[project, *_query_params(s.ContactQuery, components)],
             ),
         },
         "/healthz": {"get": _operation("Liveness", ("200", s.Health), (), secured=False)},

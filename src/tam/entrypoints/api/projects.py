@@ -20,9 +20,9 @@ from tam.entrypoints.api.schemas import (
     ContactCounts,
     ContactOut,
     ContactPageOut,
+    ContactQuery,
     CreateProjectRequest,
     ImportOut,
-    Page,
     ProjectDetail,
     ProjectList,
     ProjectOut,
@@ -100,17 +100,23 @@ async def list_companies(request: Request) -> JSONResponse:
     project_id = request.path_params["project_id"]
     query = parse_query(request, CompanyQuery)
     await (await provide(c.projects)).get(project_id)
-    page = await (await provide(c.companies)).list(project_id, query.status, query.limit, query.offset)
+    page = await (await provide(c.companies)).list(
+        project_id, query.status, query.limit, query.offset, q=_search(query.q)
+    )
     return reply(CompanyPageOut(items=[CompanyOut.model_validate(x) for x in page.items], total=page.total))
 
 
 async def list_contacts(request: Request) -> JSONResponse:
     c = container(request)
     project_id = request.path_params["project_id"]
-    query = parse_query(request, Page)
+    query = parse_query(request, ContactQuery)
     await (await provide(c.projects)).get(project_id)
-    page = await (await provide(c.contacts)).list(project_id, query.limit, query.offset)
+    page = await (await provide(c.contacts)).list(project_id, query.limit, query.offset, q=_search(query.q))
     return reply(ContactPageOut(items=[ContactOut.model_validate(x) for x in page.items], total=page.total))
+
+
+def _search(q: str | None) -> str | None:
+    return (q or "").strip() or None
 
 
 routes = [

@@ -248,8 +248,19 @@ class Page(_Query):
     offset: Annotated[int, Field(ge=0, le=10_000_000)] = 0
 
 
+Search = Annotated[
+    str | None,
+    Field(max_length=200, description="Only rows containing this text (case-insensitive); blank: no search"),
+]
+
+
 class CompanyQuery(Page):
     status: QualificationStatus | None = None
+    q: Annotated[Search, Field(description="Only companies whose name or domain contains this text")] = None
+
+
+class ContactQuery(Page):
+    q: Annotated[Search, Field(description="Only contacts whose name, title or email contains this text")] = None
 
 
 class JobQuery(_Query):
