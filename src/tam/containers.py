@@ -129,6 +129,7 @@ class Container(containers.DeclarativeContainer):
     providers_kind = providers.Callable(lambda s: s.tam_providers, settings)
 
     clock = providers.Singleton(SystemClock)
+    prices = providers.Singleton(Settings.prices, settings)  # turns a job's usage into dollars
     runner_settings = providers.Object(RunnerSettings())
 
     # --- storage ---------------------------------------------------------------------------
@@ -298,7 +299,7 @@ class Container(containers.DeclarativeContainer):
     call_observer = providers.Singleton(
         PrometheusCallObserver, providers.Callable(os.environ.get, "PROMETHEUS_MULTIPROC_DIR")
     )
-    metrics = providers.Factory(PrometheusExposition, call_observer, jobs)
+    metrics = providers.Factory(PrometheusExposition, call_observer, jobs, prices)
 
     runner = providers.Factory(
         JobRunner, jobs, projects, steps, limiter, progress, clock, runner_settings, call_observer

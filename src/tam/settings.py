@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from tam.domain.model import JobType, Provider
+from tam.domain.model import InvalidInput, JobType, Provider
+from tam.domain.pricing import PriceTable
 
 
 class Settings(BaseSettings):
@@ -53,6 +55,25 @@ class Settings(BaseSettings):
     tam_refine_discolike_concurrency: int = Field(1, ge=1)
     tam_refine_discolike_time_limit: float = Field(300, gt=0)
     tam_refine_discolike_max_records: int = Field(50, ge=5, le=10_000)
+
+    # JSON overriding the built-in price table (tam.domain.pricing): per model USD per million tokens,
+    # per provider USD per unit (Prospeo credit, Bright Data record, DiscoLike record).
+    tam_prices: str | None = None
+
+    @field_validator("tam_prices")
+    @classmethod
+    def _valid_prices(cls, value: str | None) -> str | None:
+        if value:
+            try:
+                PriceTable.parse("", json.loads(value))
+            except ValueError as exc:
+                raise ValueError(f"not JSON ({exc})") from None
+            except InvalidInput as exc:
+                raise ValueError(str(exc)) from None
+        return value
+
+    def prices(self) -> PriceTable:
+        return PriceTable.parse(self.tam_claude_model, json.loads(self.tam_prices) if self.tam_prices else None)
 
     def time_limit(self, job_type: JobType) -> float:
         return float(getattr(self, f"tam_{job_type.snake}_time_limit"))

@@ -3,6 +3,7 @@ text format; and a scrape needs the key like every other route."""
 
 from __future__ import annotations
 
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.api.helpers import AUTH, make_client, make_container, new_project
@@ -47,6 +48,8 @@ def test_metrics_count_jobs_items_and_provider_calls() -> None:
     assert value("tam_job_items_done", job_type="qualify") == 12
     assert value("tam_job_items_failed", job_type="qualify") == job["itemsFailed"]
     assert value("tam_job_usage", job_type="qualify", unit="claude_input_tokens") > 0
+    assert job["costUsd"] > 0
+    assert value("tam_cost_usd_total", job_type="qualify") == pytest.approx(job["costUsd"], rel=1e-3)
 
     assert value("tam_provider_call_seconds_count", provider="claude", outcome="ok") == 12
     assert value("tam_provider_call_seconds_sum", provider="claude", outcome="ok") >= 0

@@ -13,11 +13,12 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.multiprocess import MultiProcessCollector
 
 from tam.domain.model import Job, JobStatus, JobType
+from tam.domain.pricing import PriceTable
 from tam.ports.runtime import CallOutcome
 from tam.ports.storage import JobRepo
 
@@ -89,13 +90,16 @@ class _Families:
         yield from self._families
 
 
-def job_families(jobs: Iterable[Job]) -> list[Metric]:
-    """Jobs by type and status, and items done and failed and usage summed per job type."""
+def job_families(jobs: Iterable[Job], prices: PriceTable | None = None) -> list[Metric]:
+    """Jobs by type and status, and items done and failed, usage and dollars summed per job type."""
     by_status: dict[tuple[str, str], int] = {(t.value, s.value): 0 for t in JobType for s in JobStatus}
     done: dict[str, int] = {t.value: 0 for t in JobType}
     failed: dict[str, int] = {t.value: 0 for t in JobType}
     usage: dict[tuple[str, str], int] = defaultdict(int)
+    cost: dict[str, float] = {t.value: 0.0 for t in JobType}
     for job in jobs:
+        if prices is not None:
+            cost[job.job_type.value] += prices.cost(job.usage)
         by_status[job.job_type.value, job.status.value] += 1
         done[job.job_type.value] += job.items_done
         failed[job.job_type.value] += job.items_failed
@@ -116,7 +120,14 @@ def job_families(jobs: Iterable[Job]) -> list[Metric]:
     )
     for (job_type, unit), amount in sorted(usage.items()):
         usage_family.add_metric([job_type, unit], amount)
-    return [jobs_family, done_family, failed_family, usage_family]
+    # A counter: the dollars of stored jobs only grow (exposed as tam_cost_usd_total).
+    cost_family = CounterMetricFamily(
+        "tam_cost_usd", "What the jobs' provider usage cost in US dollars, by the price table", labels=["job_type"]
+    )
+    for job_type in sorted(cost):
+        cost_family.add_metric([job_type], cost[job_type])
+    families = [jobs_family, done_family, failed_family, usage_family]
+    return families + ([cost_family] if prices is not None else [])
 
 
 class PrometheusExposition:
@@ -124,13 +135,14 @@ class PrometheusExposition:
 
     content_type = CONTENT_TYPE_LATEST
 
-    def __init__(self, observer: PrometheusCallObserver, jobs: JobRepo) -> None:
+    def __init__(self, observer: PrometheusCallObserver, jobs: JobRepo, prices: PriceTable | None = None) -> None:
         self._observer = observer
         self._jobs = jobs
+        self._prices = prices
 
     async def render(self) -> bytes:
         # One read of the job table per scrape: jobs are few (a handful per project and step).
-        families: list[Any] = job_families(await self._jobs.list())
+        families: list[Any] = job_families(await self._jobs.list(), self._prices)
         families += list(self._observer.provider_metrics())
         registry = CollectorRegistry(auto_describe=False)
         registry.register(_Families(families))

@@ -7,6 +7,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from tam.containers import provide
+from tam.domain.model import Job
 from tam.entrypoints.api.http import by_method, container, parse_body, parse_query, reply
 from tam.entrypoints.api.schemas import (
     CreatedJob,
@@ -18,6 +19,12 @@ from tam.entrypoints.api.schemas import (
     RunResponse,
     job_type_of,
 )
+
+
+async def job_out(request: Request, job: Job) -> JobOut:
+    """The job as the API shows it, with its usage priced in dollars."""
+    prices = await provide(container(request).prices)
+    return JobOut.model_validate(job).model_copy(update={"cost_usd": round(prices.cost(job.usage), 6)})
 
 
 async def run(request: Request) -> JSONResponse:
@@ -38,14 +45,14 @@ async def create_job(request: Request) -> JSONResponse:
 
 async def get_job(request: Request) -> JSONResponse:
     jobs = await provide(container(request).jobs)
-    return reply(JobOut.model_validate(await jobs.get(request.path_params["job_id"])))
+    return reply(await job_out(request, await jobs.get(request.path_params["job_id"])))
 
 
 async def list_jobs(request: Request) -> JSONResponse:
     query = parse_query(request, JobQuery)
     jobs = await provide(container(request).jobs)
     found = await jobs.list(query.project_id)
-    return reply(JobList(items=[JobOut.model_validate(j) for j in found], total=len(found)))
+    return reply(JobList(items=[await job_out(request, j) for j in found], total=len(found)))
 
 
 async def cancel_job(request: Request) -> JSONResponse:
@@ -53,7 +60,7 @@ async def cancel_job(request: Request) -> JSONResponse:
     jobs = await provide(c.jobs)
     clock = await provide(c.clock)
     job = await jobs.cancel(request.path_params["job_id"], clock.now())
-    return reply(JobOut.model_validate(job))
+    return reply(await job_out(request, job))
 
 
 routes = [

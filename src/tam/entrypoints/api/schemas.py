@@ -102,6 +102,13 @@ class JobOut(_Response):
         BeforeValidator(_usage_counts),
         Field(description="Metered provider usage so far: tokens, credits, records, by unit"),
     ] = {}
+    cost_usd: Annotated[
+        float,
+        Field(
+            description="What the usage cost in US dollars, from the price table (built-in prices per Claude "
+            "model, overridable with TAM_PRICES; batch tokens at half price; provider units priced when set)"
+        ),
+    ] = 0.0
     created_at: datetime | None
     started_at: datetime | None
     finished_at: datetime | None

@@ -7,6 +7,7 @@ from rich.table import Table
 
 from tam.containers import provide
 from tam.domain.model import Job, JobStatus
+from tam.domain.pricing import PriceTable
 from tam.entrypoints.cli.session import ensure_project, opened, parse_id, run, wide_console
 from tam.ports.storage import JobRepo
 
@@ -28,20 +29,21 @@ def register(app: typer.Typer) -> None:
         """List jobs, newest first, with status, progress and message."""
         project_id = parse_id(project) if project is not None else None
 
-        async def main() -> list[Job]:
+        async def main() -> tuple[list[Job], PriceTable]:
             async with opened() as container:
                 if project_id is not None:
                     await ensure_project(container, project_id)
                 repo: JobRepo = await provide(container.jobs)
-                return await repo.list(project_id)
+                return await repo.list(project_id), await provide(container.prices)
 
-        found = run(main)[:limit]
+        found, prices = run(main)
+        found = found[:limit]
         if not found:
             print("no jobs yet; start one with `tam run STEP --project ID`")
             return
         table = Table(show_header=True, header_style="bold")
-        for column in ("id", "project", "step", "status", "progress", "done", "failed", "message", "created"):
-            table.add_column(column, justify="right" if column in {"progress", "done", "failed"} else "left")
+        for column in ("id", "project", "step", "status", "progress", "done", "failed", "cost", "message", "created"):
+            table.add_column(column, justify="right" if column in {"progress", "done", "failed", "cost"} else "left")
         for job in found:
             style = STATUS_STYLE[job.status]
             table.add_row(
@@ -52,6 +54,7 @@ def register(app: typer.Typer) -> None:
                 f"{job.progress}%",
                 f"{job.items_done}/{job.items_total}",
                 str(job.items_failed),
+                f"${prices.cost(job.usage):,.4f}",
                 job.error or job.message or "",
                 job.created_at.strftime("%Y-%m-%d %H:%M:%S") if job.created_at else "",
             )

@@ -238,7 +238,7 @@ function renderJobs(jobs) {
     row.message.textContent = job.message || "";
     row.error.textContent = job.error || "";
     row.cells.eta.textContent = eta(job);
-    row.cells.usage.textContent = usageText(job.usage);
+    row.cells.usage.textContent = [job.costUsd ? `$${job.costUsd.toFixed(4)}` : "", usageText(job.usage)].filter(Boolean).join(" · ");
     row.cancel.hidden = !ACTIVE.has(job.status);
     return row.tr;
   });
