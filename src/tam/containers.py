@@ -67,7 +67,7 @@ from tam.domain.services.linkedin import CheckLinkedin
 from tam.domain.services.projects import ImportCompanies
 from tam.domain.services.qualify import QualifyCompanies
 from tam.domain.services.runner import JobRunner, RunnerSettings
-from tam.logs import JobLogContext
+from tam.logs import JobCallTally, JobLogContext
 from tam.settings import Settings
 
 
@@ -301,8 +301,17 @@ class Container(containers.DeclarativeContainer):
     )
     metrics = providers.Factory(PrometheusExposition, call_observer, jobs, prices)
 
+    # the runner's calls also count towards the attempt's summary line (tam.logs.JobCallTally)
     runner = providers.Factory(
-        JobRunner, jobs, projects, steps, limiter, progress, clock, runner_settings, call_observer
+        JobRunner,
+        jobs,
+        projects,
+        steps,
+        limiter,
+        progress,
+        clock,
+        runner_settings,
+        providers.Singleton(JobCallTally, call_observer),
     )
     import_companies = providers.Factory(ImportCompanies, companies)
 
@@ -315,7 +324,8 @@ class Container(containers.DeclarativeContainer):
     )
     actor_names = providers.Object(ACTOR_NAMES)
     queue_name = providers.Object(QUEUE)
-    # Each delivery runs with job_id/project_id bound on every log line (tam.logs).
+    # Each delivery runs with job_id/project_id/job_type/attempt on every log line, and logs when its
+    # attempt starts or resumes and ends (tam.logs).
     execute_job = providers.Factory(JobLogContext, providers.Factory(ExecuteJob, jobs, runner, clock), jobs)
     dispatcher = providers.Selector(
         dispatch_kind,

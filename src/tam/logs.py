@@ -1,21 +1,30 @@
-"""Logging for every runtime: structlog renders both structlog and stdlib records (the domain logs
-through stdlib `logging`), binds `job_id`/`project_id` from context variables, and masks secrets."""
+"""Logging for every runtime: structlog renders both structlog and stdlib records (the domain, Dramatiq
+and uvicorn log through stdlib `logging`), binds `job_id`, `project_id`, `job_type` and `attempt` from
+context variables, keeps errors on one line and masks secrets."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
+import os
 import re
 import sys
+import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator
+from contextvars import ContextVar
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, TextIO
 from urllib.parse import urlsplit
 from uuid import UUID
 
 import structlog
+from structlog.tracebacks import ExceptionDictTransformer
 from structlog.typing import EventDict, Processor
 
-from tam.domain.model import Job
+from tam.domain.model import Job, JobStatus, TimeLimitExceeded
+from tam.ports.runtime import CallObserver, CallOutcome
 from tam.ports.storage import JobRepo
 
 MASK = "[redacted]"
@@ -89,12 +98,40 @@ class Redactor:
 
 _redactor = Redactor()
 
+# Loggers that write one line per HTTP request (with URLs and headers), not events of ours: the
+# Anthropic SDK's client (`httpx2`) wrote one INFO line per Claude call.
+QUIET_LOGGERS = ("httpx", "httpx2", "httpcore", "hpack", "anthropic", "urllib3")
+
+
+def _errors_on_one_line(with_traceback: bool) -> Processor:
+    """An exception becomes two fields of its line, `error_type` and `error`. The traceback (frames
+    only, never their local variables, which can hold keys and rows) is kept only at debug level."""
+
+    def process(logger: Any, method: str, event: EventDict) -> EventDict:
+        exc_info = event.pop("exc_info", None)
+        if not exc_info:
+            return event
+        if isinstance(exc_info, BaseException):
+            exc_info = (type(exc_info), exc_info, exc_info.__traceback__)
+        elif not isinstance(exc_info, tuple):
+            exc_info = sys.exc_info()
+        if exc_info[0] is None:
+            return event
+        event.setdefault("error_type", exc_info[0].__name__)
+        event.setdefault("error", " ".join(str(exc_info[1]).split())[:500])
+        if with_traceback:
+            event["exc_info"] = exc_info
+        return event
+
+    return process
+
 
 def configure_logging(
     *, json: bool, secrets: Iterable[str] = (), level: int = logging.INFO, stream: TextIO | None = None
 ) -> None:
-    """Route structlog and stdlib logging to one handler on `stream` (stderr): JSON lines for
-    servers and workers, coloured text for a terminal. Safe to call again (tests, re-configuration)."""
+    """Route structlog and stdlib logging (Dramatiq's and uvicorn's included) to one handler on
+    `stream` (stderr): JSON lines for servers and workers, plain text for a terminal. Safe to call
+    again (tests, re-configuration)."""
     _redactor.secrets = Redactor(secrets).secrets
     shared: list[Processor] = [
         structlog.contextvars.merge_contextvars,
@@ -103,9 +140,12 @@ def configure_logging(
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
     renderer: Processor = structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer(colors=False)
-    final: list[Processor] = [structlog.stdlib.ProcessorFormatter.remove_processors_meta]
+    final: list[Processor] = [
+        structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+        _errors_on_one_line(with_traceback=level <= logging.DEBUG),
+    ]
     if json:
-        final += [structlog.processors.dict_tracebacks]
+        final += [structlog.processors.ExceptionRenderer(ExceptionDictTransformer(show_locals=False))]
     else:
         final += [structlog.processors.format_exc_info]
     final += [_redactor, renderer]
@@ -118,8 +158,8 @@ def configure_logging(
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level)
-    for noisy in ("httpx", "httpcore", "hpack"):  # request lines carry URLs and headers, not our events
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    for noisy in QUIET_LOGGERS:
+        logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
     structlog.configure(
         processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
         logger_factory=structlog.stdlib.LoggerFactory(),
@@ -128,26 +168,169 @@ def configure_logging(
     )
 
 
+def level_from_env(default: int = logging.INFO) -> int:
+    """TAM_LOG_LEVEL (debug, info, warning, error), read by every entrypoint that sets up logging."""
+    name = os.environ.get("TAM_LOG_LEVEL", "").strip().upper()
+    value = logging.getLevelName(name) if name else default
+    return value if isinstance(value, int) else default
+
+
 @contextlib.contextmanager
-def job_context(job_id: UUID, project_id: UUID) -> Iterator[None]:
+def job_context(job_id: UUID, project_id: UUID, **fields: Any) -> Iterator[None]:
     """Every log line in this block (and in tasks it starts) carries the job and project ids."""
-    with structlog.contextvars.bound_contextvars(job_id=str(job_id), project_id=str(project_id)):
+    with structlog.contextvars.bound_contextvars(job_id=str(job_id), project_id=str(project_id), **fields):
         yield
 
 
+# --- per-job call summary -------------------------------------------------------------------------
+
+
+@dataclass
+class ProviderTally:
+    calls: int = 0
+    retries: int = 0
+    throttled: int = 0
+    errors: int = 0
+    seconds: float = 0.0
+
+
+class CallTally:
+    """What one attempt's provider calls came to, by provider: logged once when the attempt ends,
+    instead of a line per retry or per 429."""
+
+    def __init__(self) -> None:
+        self.providers: dict[str, ProviderTally] = {}
+
+    def of(self, provider: str) -> ProviderTally:
+        tally = self.providers.get(provider)
+        if tally is None:
+            tally = self.providers[provider] = ProviderTally()
+        return tally
+
+    def summary(self) -> dict[str, dict[str, float | int]]:
+        return {
+            name: {
+                "calls": t.calls,
+                "retries": t.retries,
+                "throttled": t.throttled,
+                "errors": t.errors,
+                "seconds": round(t.seconds, 3),
+            }
+            for name, t in sorted(self.providers.items())
+        }
+
+
+# Set for the length of one attempt; tasks the attempt starts copy the context, so they share it.
+_current_tally: ContextVar[CallTally | None] = ContextVar("tam_call_tally", default=None)
+
+
+class JobCallTally:
+    """A CallObserver that adds every call to the running attempt's CallTally, then hands it on."""
+
+    def __init__(self, inner: CallObserver | None = None) -> None:
+        self._inner = inner
+
+    def call_started(self, provider: str) -> None:
+        tally = _current_tally.get()
+        if tally is not None:
+            tally.of(provider).calls += 1
+        if self._inner is not None:
+            self._inner.call_started(provider)
+
+    def call_finished(self, provider: str, seconds: float, outcome: CallOutcome) -> None:
+        tally = _current_tally.get()
+        if tally is not None:
+            entry = tally.of(provider)
+            entry.seconds += max(seconds, 0.0)
+            if outcome == "throttled":
+                entry.throttled += 1
+            elif outcome in ("transient", "failed"):
+                entry.errors += 1
+        if self._inner is not None:
+            self._inner.call_finished(provider, seconds, outcome)
+
+    def call_retried(self, provider: str) -> None:
+        tally = _current_tally.get()
+        if tally is not None:
+            tally.of(provider).retries += 1
+        if self._inner is not None:
+            self._inner.call_retried(provider)
+
+
+# --- one delivery of a job ------------------------------------------------------------------------
+
 Execute = Callable[[UUID, float | None, bool], Awaitable[Job]]
+job_log = structlog.get_logger("tam.jobs")
 
 
 class JobLogContext:
-    """Wraps one delivery of a job (ExecuteJob) so that the runner's and the worker's log lines for
-    it carry `job_id` and `project_id`. Context variables are per task, so concurrent jobs on one
-    event loop keep their own ids."""
+    """Wraps one delivery of a job (ExecuteJob). Its log lines, the runner's and the worker's carry
+    `job_id`, `project_id`, `job_type` and `attempt` as fields (context variables are per task, so
+    concurrent jobs on one event loop keep their own), and the attempt writes one line when it
+    starts or resumes (saying why) and one when it ends (status, counts, duration, usage, and its
+    provider calls summed: calls, retries, 429s)."""
 
-    def __init__(self, execute: Execute, jobs: JobRepo) -> None:
+    def __init__(self, execute: Execute, jobs: JobRepo, stale_after: float = 15.0) -> None:
         self._execute = execute
         self._jobs = jobs
+        self._stale_after = stale_after
 
     async def __call__(self, job_id: UUID, time_limit: float | None, last_attempt: bool = True) -> Job:
         job = await self._jobs.get(job_id)
-        with job_context(job_id, job.project_id):
-            return await self._execute(job_id, time_limit, last_attempt)
+        if job.status.finished:
+            with job_context(job_id, job.project_id, job_type=job.job_type.value):
+                return await self._execute(job_id, time_limit, last_attempt)
+        tally = CallTally()
+        token = _current_tally.set(tally)
+        try:
+            with job_context(job_id, job.project_id, job_type=job.job_type.value, attempt=job.attempts + 1):
+                self._log_begin(job, time_limit, last_attempt)
+                began = time.monotonic()
+                try:
+                    ended = await self._execute(job_id, time_limit, last_attempt)
+                except BaseException as exc:
+                    self._log_interrupted(exc, time.monotonic() - began, tally)
+                    raise
+                job_log.info(
+                    "attempt ended",
+                    status=ended.status.value,
+                    items_total=ended.items_total,
+                    items_done=ended.items_done,
+                    items_failed=ended.items_failed,
+                    duration_s=round(time.monotonic() - began, 3),
+                    usage=dict(ended.usage.counts),
+                    calls=tally.summary(),
+                    **({"error": ended.error} if ended.error else {}),
+                )
+                return ended
+        finally:
+            _current_tally.reset(token)
+
+    def _log_begin(self, job: Job, time_limit: float | None, last_attempt: bool) -> None:
+        if job.status is not JobStatus.RUNNING:
+            job_log.info("attempt started", time_limit_s=time_limit, last_attempt=last_attempt)
+            return
+        beat = job.heartbeat_at or job.updated_at or job.started_at
+        quiet = (datetime.now(UTC) - beat).total_seconds() if beat is not None else None
+        if quiet is not None and quiet >= self._stale_after:
+            reason = f"worker lost: no heartbeat for {quiet:.0f} s"
+        else:
+            reason = "the previous attempt stopped before the end (time limit, error or shutdown)"
+        job_log.info(
+            "attempt resumed",
+            reason=reason,
+            items_total=job.items_total,
+            items_done=job.items_done,
+            items_failed=job.items_failed,
+            time_limit_s=time_limit,
+            last_attempt=last_attempt,
+        )
+
+    def _log_interrupted(self, exc: BaseException, seconds: float, tally: CallTally) -> None:
+        fields = {"duration_s": round(seconds, 3), "calls": tally.summary()}
+        if isinstance(exc, asyncio.CancelledError):
+            job_log.info("attempt interrupted", reason="cancelled (worker shutting down or time limit)", **fields)
+        elif isinstance(exc, TimeLimitExceeded):
+            job_log.warning("attempt stopped", reason=str(exc), **fields)
+        else:
+            job_log.warning("attempt stopped", error_type=type(exc).__name__, error=str(exc)[:500], **fields)

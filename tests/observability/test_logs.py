@@ -115,7 +115,7 @@ def test_a_refused_key_never_shows_in_logs_or_responses(captured: io.StringIO) -
     assert "[redacted]" in text
 
 
-async def test_job_lines_carry_job_and_project_ids(captured: io.StringIO) -> None:
+async def test_job_lines_carry_the_job_ids_type_and_attempt(captured: io.StringIO) -> None:
     configure_logging(json=True, stream=captured)
     job = Job(project_id=uuid4(), job_type=JobType.QUALIFY)
 
@@ -133,10 +133,17 @@ async def test_job_lines_carry_job_and_project_ids(captured: io.StringIO) -> Non
 
     outside, *inside = log_lines(captured)
     assert "job_id" not in outside
-    assert len(inside) == 2
+    assert [line["event"] for line in inside] == [
+        "attempt started",
+        "stdlib line inside the job",
+        "structlog line inside the job",
+        "attempt ended",
+    ]
     for line in inside:
         assert line["job_id"] == str(job.id)
         assert line["project_id"] == str(job.project_id)
+        assert line["job_type"] == "qualify"
+        assert line["attempt"] == 1
 
 
 def test_redactor_masks_secret_shapes() -> None:

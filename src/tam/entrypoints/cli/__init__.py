@@ -28,7 +28,7 @@ def tam(
     ),
 ) -> None:
     """Build TAM lists: source, qualify and enrich companies as background jobs."""
-    from tam.logs import configure_logging, secrets_of
+    from tam.logs import configure_logging, level_from_env, secrets_of
     from tam.settings import Settings
 
     json = log_format is LogFormat.JSON or (log_format is LogFormat.AUTO and not sys.stderr.isatty())
@@ -36,7 +36,7 @@ def tam(
         secrets = secrets_of(Settings())
     except Exception:  # invalid settings are reported by the command that reads them
         secrets = []
-    configure_logging(json=json, secrets=secrets)
+    configure_logging(json=json, secrets=secrets, level=level_from_env())
 
 
 def _register() -> None:

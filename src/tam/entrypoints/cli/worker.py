@@ -31,7 +31,7 @@ def register(app: typer.Typer) -> None:
         argv = [
             sys.executable,
             "-m",
-            "dramatiq",
+            "tam.entrypoints.worker",  # Dramatiq's CLI, logging as JSON
             "tam.entrypoints.worker:setup",
             "--processes",
             str(processes),

@@ -17,7 +17,7 @@ from dramatiq.middleware import AsyncIO, CurrentMessage
 
 from tam.containers import Container, build_container, provide
 from tam.domain.model import JobType
-from tam.logs import configure_logging, secrets_of
+from tam.logs import configure_logging, level_from_env, secrets_of
 from tam.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -113,8 +113,7 @@ def _perform(
 ) -> Callable[[str], Awaitable[None]]:
     async def run(job_id: str) -> None:
         execute = await provide(container.execute_job)
-        job = await execute(UUID(job_id), time_limit, _attempt_is_last())
-        log.info("job %s (%s) ended %s", job.id, job_type.value, job.status.value)
+        await execute(UUID(job_id), time_limit, _attempt_is_last())  # logs its attempt's lines
 
     async def perform(job_id: str) -> None:
         await shutdown.run(broker, run(job_id))
@@ -161,7 +160,7 @@ def setup() -> None:
     settings = Settings()
     if settings.redis_url is None:
         raise SystemExit("tam worker: REDIS_URL is not set (without it, `tam serve` runs jobs itself)")
-    configure_logging(json=True, secrets=secrets_of(settings))
+    configure_logging(json=True, secrets=secrets_of(settings), level=level_from_env())
     build_worker_broker(build_container(settings))
 
 
