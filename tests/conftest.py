@@ -31,3 +31,17 @@ def migrated_database_url(postgres_server_url: str) -> Iterator[str]:
         yield url
     finally:
         run_sync(drop_database(postgres_server_url, url))
+
+
+@pytest.fixture(scope="session")
+def supabase_database_url(postgres_server_url: str) -> Iterator[str]:
+    """A fresh database shaped like a Supabase project (roles anon, authenticated, service_role and
+    their default privileges, set up before the migrations), with `tam migrate` applied; connect with
+    tests.support.postgres.as_role(url, role) to act as one of those roles."""
+    from tests.support.postgres import create_database, drop_database, run_sync
+
+    url = run_sync(create_database(postgres_server_url, migrate=True, supabase=True))
+    try:
+        yield url
+    finally:
+        run_sync(drop_database(postgres_server_url, url))

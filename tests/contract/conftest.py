@@ -1,4 +1,6 @@
-"""Every storage adapter behind one `store` fixture: memory, SQLite and PostgreSQL."""
+"""Every storage adapter behind one `store` fixture: memory, SQLite and PostgreSQL. PostgreSQL runs twice:
+as the schema's owner (a plain PostgreSQL deployment) and as Supabase's service_role on a database shaped
+like a Supabase project, with row-level security on (what TAM_STORE=supabase does through PostgREST)."""
 
 from __future__ import annotations
 
@@ -26,6 +28,7 @@ from tam.adapters.sqlite import (
     sqlite_database,
 )
 from tam.ports.storage import CompanyRepo, ContactRepo, JobRepo, ProjectRepo
+from tests.support.postgres import as_role
 
 
 @dataclass(frozen=True)
@@ -37,7 +40,14 @@ class Stores:
     jobs: JobRepo
 
 
-@pytest.fixture(params=["memory", "sqlite", "postgres"])
+def _postgres_url(request: pytest.FixtureRequest, as_service_role: bool) -> str:
+    if as_service_role:
+        return as_role(request.getfixturevalue("supabase_database_url"), "service_role")
+    url: str = request.getfixturevalue("migrated_database_url")
+    return url
+
+
+@pytest.fixture(params=["memory", "sqlite", "postgres", "postgres_as_service_role"])
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Stores]:
     kind: str = request.param
     if kind == "memory":
@@ -51,8 +61,7 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
                 kind, SqliteProjectRepo(sdb), SqliteCompanyRepo(sdb), SqliteContactRepo(sdb), SqliteJobRepo(sdb)
             )
     else:
-        url: str = request.getfixturevalue("migrated_database_url")
-        pool: Any = await open_pool(url, max_size=4)
+        pool: Any = await open_pool(_postgres_url(request, kind == "postgres_as_service_role"), max_size=4)
         try:
             yield Stores(
                 kind,
@@ -65,9 +74,9 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
             await pool.close()
 
 
-@pytest.fixture
-async def pg_pool(migrated_database_url: str) -> AsyncIterator[Any]:
-    pool = await open_pool(migrated_database_url, max_size=4)
+@pytest.fixture(params=["owner", "service_role"])
+async def pg_pool(request: pytest.FixtureRequest) -> AsyncIterator[Any]:
+    pool = await open_pool(_postgres_url(request, request.param == "service_role"), max_size=4)
     try:
         yield pool
     finally:
