@@ -12,6 +12,7 @@ from dependency_injector import containers, providers
 
 from tam.adapters.brightdata import BrightDataLinkedinChecker
 from tam.adapters.claude import ClaudeQualifier
+from tam.adapters.claude_forecast import ClaudeUsageForecaster
 from tam.adapters.discolike import DiscolikeCompanySource
 from tam.adapters.dramatiq_dispatch import ACTOR_NAMES, QUEUE, DramatiqJobDispatcher, build_redis_broker
 from tam.adapters.inprocess_dispatch import InProcessJobDispatcher
@@ -43,6 +44,7 @@ from tam.adapters.sandbox import (
     SandboxLinkedinChecker,
     SandboxPersonSearch,
     SandboxQualifier,
+    SandboxUsageForecaster,
 )
 from tam.adapters.sqlite import (
     SqliteCompanyRepo,
@@ -63,6 +65,7 @@ from tam.domain.model import InvalidInput, JobType, Provider
 from tam.domain.services.contacts import FindContacts
 from tam.domain.services.discover import RefineDiscolike, SourceCompanies
 from tam.domain.services.dispatch import DispatchJob, ExecuteJob, ResumeStaleJobs
+from tam.domain.services.estimate import EstimateJob, EstimateSettings
 from tam.domain.services.linkedin import CheckLinkedin
 from tam.domain.services.projects import ImportCompanies
 from tam.domain.services.qualify import QualifyCompanies
@@ -117,6 +120,21 @@ async def _closing(adapter: Any) -> AsyncIterator[Any]:
         yield adapter
     finally:
         await adapter.aclose()
+
+
+def _claude_forecaster(settings: Settings) -> ClaudeUsageForecaster:
+    """Forecasts from the requests a ClaudeQualifier of these settings would send (it makes no call)."""
+    qualifier = ClaudeQualifier(api_key=None, model=settings.tam_claude_model)
+    return ClaudeUsageForecaster(lambda project, company, _retry: qualifier._request(project, company))
+
+
+def _estimate_settings(settings: Settings) -> EstimateSettings:
+    return EstimateSettings(
+        qualify_mode=settings.tam_qualify_mode,
+        batch_min=settings.tam_qualify_batch_min,
+        source_max_records=settings.tam_source_companies_max_records,
+        refine_max_records=settings.tam_refine_discolike_max_records,
+    )
 
 
 def _capacities(settings: Settings) -> dict[str, int]:
@@ -250,6 +268,11 @@ class Container(containers.DeclarativeContainer):
             ),
         ),
     )
+    forecaster = providers.Selector(
+        providers_kind,
+        sandbox=providers.Singleton(SandboxUsageForecaster),
+        live=providers.Singleton(_claude_forecaster, settings),
+    )
     # Limits hold across every worker process when REDIS_URL is set, else within this one.
     limiter_kind = providers.Callable(lambda s: "redis" if s.redis_url else "local", settings)
     limiter = providers.Selector(
@@ -314,6 +337,16 @@ class Container(containers.DeclarativeContainer):
         providers.Singleton(JobCallTally, call_observer),
     )
     import_companies = providers.Factory(ImportCompanies, companies)
+    estimate_job = providers.Factory(
+        EstimateJob,
+        projects,
+        companies,
+        contacts,
+        jobs,
+        forecaster,
+        prices,
+        providers.Callable(_estimate_settings, settings),
+    )
 
     # --- dispatch: Dramatiq on Redis when REDIS_URL is set, else jobs run in this process -----
     dispatch_kind = providers.Callable(lambda s: "redis" if s.redis_url else "inprocess", settings)

@@ -56,6 +56,11 @@ class Settings(BaseSettings):
     tam_refine_discolike_time_limit: float = Field(300, gt=0)
     tam_refine_discolike_max_records: int = Field(50, ge=5, le=10_000)
 
+    # online: one Messages call per company; batch: Message Batches at half price; auto: batch from
+    # tam_qualify_batch_min pending companies.
+    tam_qualify_mode: Literal["online", "batch", "auto"] = "auto"
+    tam_qualify_batch_min: int = Field(1000, ge=1)
+
     # JSON overriding the built-in price table (tam.domain.pricing): per model USD per million tokens,
     # per provider USD per unit (Prospeo credit, Bright Data record, DiscoLike record).
     tam_prices: str | None = None

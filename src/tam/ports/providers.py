@@ -111,3 +111,22 @@ class LinkedinChecker(Protocol):
     async def check(self, targets: Sequence[LinkedinTarget]) -> LinkedinChecks:
         """One check per target (at most `max_batch` targets per call)."""
         ...
+
+
+@dataclass(frozen=True, slots=True)
+class CallForecast:
+    """What one qualify call should use (`expected`) and the most it can use, its own retries
+    included (`worst`: every input token at the dearest input rate, every answer at max_tokens)."""
+
+    expected: Usage
+    worst: Usage
+
+
+class UsageForecaster(Protocol):
+    def qualify_call(
+        self, project: Project, company: Company, *, warm_cache: bool, output_tokens: float | None = None
+    ) -> CallForecast:
+        """Forecast one qualify call for `company` without making it. `warm_cache`: an earlier call of
+        the same job already wrote the shared prompt prefix to the cache. `output_tokens`: the
+        output per call measured on earlier jobs, if any (else the adapter's own guess)."""
+        ...

@@ -8,6 +8,7 @@ from tam.adapters.sandbox.providers import (
     SandboxLinkedinChecker,
     SandboxPersonSearch,
     SandboxQualifier,
+    SandboxUsageForecaster,
 )
 
 __all__ = [
@@ -17,4 +18,5 @@ __all__ = [
     "SandboxLinkedinChecker",
     "SandboxPersonSearch",
     "SandboxQualifier",
+    "SandboxUsageForecaster",
 ]

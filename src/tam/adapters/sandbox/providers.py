@@ -18,6 +18,7 @@ from tam.domain.model import (
     Usage,
 )
 from tam.ports.providers import (
+    CallForecast,
     Discovery,
     DiscoveryQuery,
     EmailFound,
@@ -167,6 +168,19 @@ class SandboxQualifier:
         )
         tokens = 400 + rng.randrange(200)
         return Verdict(fits, reason, Usage.of(claude_input_tokens=tokens, claude_output_tokens=40))
+
+
+class SandboxUsageForecaster:
+    """What a SandboxQualifier call uses: 400 to 599 input tokens (500 on average), 40 output."""
+
+    def qualify_call(
+        self, project: Project, company: Company, *, warm_cache: bool, output_tokens: float | None = None
+    ) -> CallForecast:
+        answer = round(output_tokens) if output_tokens is not None else 40
+        return CallForecast(
+            Usage.of(claude_input_tokens=500, claude_output_tokens=answer),
+            Usage.of(claude_input_tokens=600, claude_output_tokens=40),
+        )
 
 
 class SandboxCompanySource:

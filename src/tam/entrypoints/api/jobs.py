@@ -12,6 +12,8 @@ from tam.entrypoints.api.http import by_method, container, parse_body, parse_que
 from tam.entrypoints.api.schemas import (
     CreatedJob,
     CreateJobRequest,
+    EstimateOut,
+    EstimateRequest,
     JobList,
     JobOut,
     JobQuery,
@@ -43,6 +45,13 @@ async def create_job(request: Request) -> JSONResponse:
     return reply(CreatedJob(job_id=job.id, task_id=task_id), status=201)
 
 
+async def estimate_job(request: Request) -> JSONResponse:
+    body = await parse_body(request, EstimateRequest)
+    job_type = job_type_of(body.job_type)
+    estimate = await provide(container(request).estimate_job)
+    return reply(EstimateOut.model_validate(await estimate(body.project_id, job_type)))
+
+
 async def get_job(request: Request) -> JSONResponse:
     jobs = await provide(container(request).jobs)
     return reply(await job_out(request, await jobs.get(request.path_params["job_id"])))
@@ -66,6 +75,7 @@ async def cancel_job(request: Request) -> JSONResponse:
 routes = [
     Route("/api/tam/run", run, methods=["POST"]),
     Route("/api/tam/jobs", by_method(post=create_job, get=list_jobs), methods=["GET", "POST"]),
+    Route("/api/tam/jobs/estimate", estimate_job, methods=["POST"]),
     Route("/api/tam/jobs/{job_id:uuid}", get_job, methods=["GET"]),
     Route("/api/tam/jobs/{job_id:uuid}/cancel", cancel_job, methods=["POST"]),
 ]

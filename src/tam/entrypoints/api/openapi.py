@@ -14,6 +14,7 @@ REF = "#/components/schemas/{model}"
 _REQUESTS: tuple[type[BaseModel], ...] = (
     s.RunRequest,
     s.CreateJobRequest,
+    s.EstimateRequest,
     s.CreateProjectRequest,
     s.CompanyIn,
     s.JobQuery,
@@ -24,6 +25,7 @@ _REQUESTS: tuple[type[BaseModel], ...] = (
 _RESPONSES: tuple[type[BaseModel], ...] = (
     s.RunResponse,
     s.CreatedJob,
+    s.EstimateOut,
     s.JobOut,
     s.JobList,
     s.ProjectOut,
@@ -127,6 +129,14 @@ def build_openapi() -> dict[str, Any]:
                 ("200", s.JobList),
                 ("400",),
                 parameters=_query_params(s.JobQuery, components),
+            ),
+        },
+        "/api/tam/jobs/estimate": {
+            "post": _operation(
+                "What a job would cost now (items, calls, tokens, credits, dollars, mode); nothing is called or stored",
+                ("200", s.EstimateOut),
+                ("400", "404", "413", "422"),
+                body=_ref(s.EstimateRequest),
             ),
         },
         "/api/tam/jobs/{jobId}": {

@@ -79,6 +79,21 @@ class CreateJobRequest(_Request):
     job_type: JobTypeText
 
 
+class EstimateRequest(_Request):
+    project_id: UUID
+    job_type: JobTypeText
+
+
+class EstimateOut(_Response):
+    items: Annotated[int, Field(description="Items the job would work on now (e.g. pending companies)")]
+    calls: Annotated[int, Field(description="Provider calls it would make (at most, for contact searches)")]
+    input_tokens: Annotated[int, Field(description="Claude input tokens, cache reads and writes included")]
+    output_tokens: Annotated[int, Field(description="Claude output tokens")]
+    credits: Annotated[int, Field(description="Prospeo credits, Bright Data records or DiscoLike records")]
+    cost_usd: Annotated[float, Field(description="What that costs in US dollars by the price table")]
+    mode: Annotated[str, Field(description="online, or batch (Message Batches at half price) for a qualify")]
+
+
 class CreatedJob(_Response):
     job_id: UUID
     task_id: str

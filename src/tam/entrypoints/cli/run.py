@@ -15,6 +15,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from tam.containers import Container, provide
 from tam.domain.model import InvalidInput, Job, JobStatus, JobType
+from tam.domain.services.estimate import Estimate, EstimateJob
 from tam.domain.services.runner import RunnerSettings
 from tam.entrypoints.cli.session import ensure_project, fail, load_settings, opened, parse_id, run, wide_console
 from tam.ports.storage import JobRepo
@@ -41,10 +42,16 @@ def register(app: typer.Typer) -> None:
         step: str = typer.Argument(..., metavar="STEP", help=f"One of: {step_names()} (camelCase works too)."),
         project: str = typer.Option(..., "--project", help="Project id."),
         detach: bool = typer.Option(False, "--detach", help="Only dispatch to the workers and print the job id."),
+        estimate: bool = typer.Option(
+            False, "--estimate", help="Print what the job would cost (items, calls, tokens, dollars) and run nothing."
+        ),
     ) -> None:
         """Run one step of the pipeline as a job and follow its progress (Ctrl-C offers to cancel it)."""
         job_type = parse_step(step)
         project_id = parse_id(project)
+        if estimate:
+            print(format_estimate(run(lambda: _estimate(project_id, job_type))))
+            return
         settings = load_settings()
         if detach and settings.redis_url is None:
             fail("--detach needs REDIS_URL and a running `tam worker`; without them the job runs in this process")
@@ -65,6 +72,23 @@ async def _run(project_id: UUID, job_type: JobType, detach: bool, *, embedded: b
         async with _embedded_jobs(container, embedded):
             follower = JobFollower(container, await provide(container.jobs), embedded)
             return await follower.follow(job)
+
+
+async def _estimate(project_id: UUID, job_type: JobType) -> Estimate:
+    async with opened() as container:
+        await ensure_project(container, project_id)
+        estimate: EstimateJob = await provide(container.estimate_job)
+        return await estimate(project_id, job_type)
+
+
+def format_estimate(e: Estimate) -> str:
+    lines = [f"items          {e.items:,}", f"calls          {e.calls:,}"]
+    if e.input_tokens or e.output_tokens:
+        lines += [f"input tokens   {e.input_tokens:,}", f"output tokens  {e.output_tokens:,}"]
+    if e.credits:
+        lines.append(f"credits        {e.credits:,}")
+    lines += [f"cost           ${e.cost_usd:,.4f}", f"mode           {e.mode}"]
+    return "\n".join(lines)
 
 
 @contextlib.asynccontextmanager

@@ -1,0 +1,73 @@
+"""Estimates against the fake Anthropic server, through the real ClaudeQualifier: nothing is called
+or stored, and the dollars come within 20% of what the job then records."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tam.containers import Container, provide
+from tam.domain.model import JobStatus, JobType, NewCompany, Project
+from tam.domain.services.estimate import Estimate
+from tam_fakes import FakeServer
+from tests.contract.provider_fakes import KEY
+from tests.contract.test_providers_live_e2e import live_settings, make_container, run
+
+__all__ = ["make_container"]  # the fixture, re-exported for pytest
+
+_WORDS = [
+    "logistics",
+    "freight",
+    "routing",
+    "fleet",
+    "analytics",
+    "warehouse",
+    "customs",
+    "billing",
+    "carrier",
+    "dispatch",
+]
+
+
+async def _project(container: Container, name: str, n: int, seed: int) -> Project:
+    project = await (await provide(container.projects)).add(Project(name=name, icp="B2B SaaS for logistics teams"))
+    companies = [
+        NewCompany(
+            name=f"{name} Co {i}",
+            domain=f"{name.lower()}-co{i}.example",
+            description=" ".join(_WORDS[(i * seed + k) % len(_WORDS)] for k in range(3 + (i * seed) % 25)),
+            country="US",
+            employee_range="51,200",
+        )
+        for i in range(n)
+    ]
+    await (await provide(container.companies)).add_many(project.id, companies)
+    return project
+
+
+async def _estimate(container: Container, project: Project) -> Estimate:
+    return await (await provide(container.estimate_job))(project.id, JobType.QUALIFY)  # type: ignore[no-any-return]
+
+
+async def test_qualify_estimate_calls_nothing_and_comes_within_20_percent(make_container: Any) -> None:
+    with FakeServer("anthropic", api_key=KEY) as anthropic:
+        fakes: dict[str, Any] = {v: anthropic for v in ("anthropic", "prospeo", "brightdata", "discolike")}
+        container = make_container(live_settings(fakes, tam_qualify_mode="online"))
+        # An earlier qualify teaches the estimate how long answers run (the request does not say).
+        earlier = await _project(container, "Earlier", 60, seed=3)
+        assert (await run(container, earlier, JobType.QUALIFY)).status is JobStatus.COMPLETED
+
+        project = await _project(container, "Target", 120, seed=7)
+        calls_before = len(anthropic.state.requests)
+        estimate = await _estimate(container, project)
+        assert len(anthropic.state.requests) == calls_before  # nothing called
+        assert estimate.items == estimate.calls == 120
+        assert estimate.mode == "online"
+        assert (await _estimate(container, project)) == estimate  # nothing stored either: same answer
+
+        job = await run(container, project, JobType.QUALIFY)
+        assert job.status is JobStatus.COMPLETED
+        measured = (await provide(container.prices)).cost(job.usage)
+        assert measured > 0
+        assert estimate.cost_usd == pytest.approx(measured, rel=0.20), (estimate, job.usage)
