@@ -8,9 +8,11 @@ this same schema, through the `store` and `pg_pool` fixtures."""
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -20,6 +22,7 @@ from starlette.testclient import TestClient
 
 from tam.adapters.postgres.connection import connect
 from tam.adapters.postgres.migrations import MIGRATIONS_DIR
+from tam.adapters.supabase import repos as supabase_repos
 from tam.containers import build_container
 from tam.entrypoints.api import create_app
 from tam.settings import Settings
@@ -388,3 +391,29 @@ async def test_the_security_migration_can_run_again(admin: asyncpg.Connection) -
     )
     assert [tuple(r) for r in after] == [tuple(r) for r in before]
     assert await exposures(admin) == []
+
+
+def supabase_adapter_names() -> set[str]:
+    """The tam_* tables and functions named in the Supabase adapter's source."""
+    source = Path(supabase_repos.__file__).read_text(encoding="utf-8")
+    return set(re.findall(r'"(tam_[a-z_]+)"', source))
+
+
+async def test_what_the_supabase_adapter_calls_is_open_to_service_role_only(admin: asyncpg.Connection) -> None:
+    """Every table and RPC that the Supabase adapter names (its HTTP calls are pinned in
+    test_supabase_http.py) exists, is usable by service_role (the key it sends) and by no browser role
+    beyond reading."""
+    names = supabase_adapter_names()
+    tables = {r["relname"] for r in await admin.fetch(TAM_TABLES)}
+    functions = {r["proname"]: r["oid"] for r in await admin.fetch(TAM_ROUTINES)}
+    assert {"tam_job_queue", "tam_record_qualifications", "tam_start_job"} <= names
+    for name in names:
+        assert name in tables or name in functions, f"{name} is not in the migrated schema"
+        if name in tables:
+            for privilege in BACKEND_PRIVILEGES:
+                assert await admin.fetchval("select has_table_privilege('service_role', $1, $2)", name, privilege)
+        else:
+            oid = functions[name]
+            assert await admin.fetchval("select has_function_privilege('service_role', $1::oid, 'EXECUTE')", oid)
+            for role in ("anon", "authenticated"):
+                assert not await admin.fetchval("select has_function_privilege($1, $2::oid, 'EXECUTE')", role, oid)
