@@ -4,6 +4,7 @@ error (scripts/test installs Debian's package), never a skip."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -15,7 +16,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, sync_playwright
+from playwright.sync_api import Browser, Page, sync_playwright
 
 TAM = str(Path(sys.executable).parent / "tam")
 CHROMIUM = "/usr/bin/chromium"
@@ -45,7 +46,19 @@ def _free_port() -> int:
 
 
 @pytest.fixture
-def server(tmp_path: Path) -> Iterator[Server]:
+def server_env() -> dict[str, str]:
+    """Settings a test module adds to the server's environment (override the fixture in the module)."""
+    return {}
+
+
+@pytest.fixture
+def server(tmp_path: Path, server_env: dict[str, str]) -> Iterator[Server]:
+    with serve(tmp_path, server_env) as running:
+        yield running
+
+
+@contextlib.contextmanager
+def serve(tmp_path: Path, server_env: dict[str, str]) -> Iterator[Server]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("TAM_") and k not in {"REDIS_URL", "DATABASE_URL"}}
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     env.update(
@@ -59,6 +72,7 @@ def server(tmp_path: Path) -> Iterator[Server]:
         TAM_FIND_CONTACTS_ENRICH_CONCURRENCY="2",
         SERVICE_API_KEY=KEY,
     )
+    env.update(server_env)
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
     with (tmp_path / "serve.log").open("w") as log:
@@ -97,3 +111,11 @@ def browser() -> Iterator[Browser]:
             yield browser
         finally:
             browser.close()
+
+
+def console_errors(page: Page) -> list[str]:
+    """Collects the page's console errors and uncaught exceptions from now on (assert it stays empty)."""
+    errors: list[str] = []
+    page.on("console", lambda m: errors.append(f"console: {m.text}") if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(f"exception: {e}"))
+    return errors
