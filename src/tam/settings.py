@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from tam.domain.model import InvalidInput, JobType, Provider
@@ -91,3 +91,43 @@ class Settings(BaseSettings):
             Provider.BRIGHTDATA: self.tam_check_linkedin_concurrency,
             Provider.DISCOLIKE: max(self.tam_source_companies_concurrency, self.tam_refine_discolike_concurrency),
         }[provider]
+
+
+class ConfigurationError(Exception):
+    """A setting is missing or has a value tam cannot use; the message names the variable."""
+
+
+_URL_SCHEMES = {"database_url": ("postgresql://", "postgres://"), "redis_url": ("redis://", "rediss://", "unix://")}
+
+
+def load_settings(**overrides: object) -> Settings:
+    """The settings from the environment, checked as a whole: one ConfigurationError naming the
+    variable and its bad value (never a secret's value) instead of pydantic's report or a later
+    traceback."""
+    try:
+        settings = Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        raise ConfigurationError(describe_invalid(exc)) from None
+    for name, schemes in _URL_SCHEMES.items():
+        value = getattr(settings, name)
+        if value is not None and value.get_secret_value() and not value.get_secret_value().startswith(schemes):
+            raise ConfigurationError(f"{name.upper()} must start with {' or '.join(schemes)}")
+    if settings.tam_store == "postgres" and not _given(settings.database_url):
+        raise ConfigurationError("TAM_STORE=postgres needs DATABASE_URL (a postgresql:// connection string)")
+    return settings
+
+
+def _given(secret: SecretStr | None) -> bool:
+    return secret is not None and bool(secret.get_secret_value())
+
+
+def describe_invalid(exc: ValidationError) -> str:
+    first = exc.errors()[0]
+    name = str(first["loc"][0]).upper() if first["loc"] else "settings"
+    field = Settings.model_fields.get(name.lower())
+    secret = field is not None and "SecretStr" in str(field.annotation)
+    shown = "" if secret else f"={first.get('input')!r}"
+    message = str(first["msg"]).removeprefix("Value error, ")
+    if first["type"] == "literal_error":
+        message = message.replace("Input should be", "expected")
+    return f"{name}{shown}: {message}"

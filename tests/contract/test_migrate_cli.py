@@ -53,18 +53,18 @@ def test_migrate_sqlite_twice(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("env", "message"),
+    ("env", "message", "code"),
     [
-        ({"TAM_STORE": "postgres"}, "DATABASE_URL is not set"),
-        ({"TAM_STORE": "supabase"}, "DATABASE_URL is not set"),
-        ({"TAM_STORE": "postgres", "DATABASE_URL": "postgresql://postgres@127.0.0.1:1/x"}, "cannot reach PostgreSQL"),
-        ({"TAM_STORE": "postgres", "DATABASE_URL": "mysql://x"}, "must start with postgresql://"),
-        ({"TAM_STORE": "oracle"}, "migrate failed"),
+        ({"TAM_STORE": "postgres"}, "TAM_STORE=postgres needs DATABASE_URL", 2),
+        ({"TAM_STORE": "supabase"}, "DATABASE_URL is not set", 1),
+        ({"TAM_STORE": "postgres", "DATABASE_URL": "postgresql://postgres@127.0.0.1:1/x"}, "cannot reach", 1),
+        ({"TAM_STORE": "postgres", "DATABASE_URL": "mysql://x"}, "must start with postgresql://", 2),
+        ({"TAM_STORE": "oracle"}, "TAM_STORE='oracle'", 2),
     ],
 )
-def test_a_failure_is_one_line_on_stderr(env: dict[str, str], message: str) -> None:
+def test_a_failure_is_one_line_on_stderr(env: dict[str, str], message: str, code: int) -> None:
     result = tam_migrate(env)
-    assert result.returncode == 1, result.stdout + result.stderr
+    assert result.returncode == code, result.stdout + result.stderr
     assert message in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert "Traceback" not in result.stdout + result.stderr

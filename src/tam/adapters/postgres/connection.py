@@ -75,7 +75,9 @@ async def open_pool(url: str, *, min_size: int = 1, max_size: int = 10) -> async
 
 @asynccontextmanager
 async def postgres_pool(url: str) -> AsyncIterator[asyncpg.Pool]:
-    pool = await open_pool(url)
+    """A pool that connects on first use (min_size=0): a process starts while PostgreSQL is down,
+    each query then fails with a StorageError naming it, and the first one after it returns works."""
+    pool = await open_pool(url, min_size=0)
     try:
         yield pool
     finally:

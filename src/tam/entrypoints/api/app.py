@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hmac
 import logging
@@ -63,21 +64,37 @@ async def healthz(request: Request) -> JSONResponse:
     return reply(Health(status="ok"))
 
 
+READY_CHECK_TIMEOUT_S = 5.0
+
+
 async def readyz(request: Request) -> JSONResponse:
+    """200 when the store and the broker (with REDIS_URL) both answer; else 503 naming each one
+    down. Both are asked again on every call, so readiness comes back with them."""
     c = container(request)
+    down: list[str] = []
     try:
-        await (await provide(c.jobs)).list(uuid4())
+        async with asyncio.timeout(READY_CHECK_TIMEOUT_S):
+            await (await provide(c.jobs)).list(uuid4())
     except Exception as exc:
-        return error(503, f"database unreachable ({type(exc).__name__})")
-    dispatcher = await provide(c.dispatcher)
+        down.append(f"database unreachable ({_reason(exc)})")
     broker = "embedded"
     if c.settings().redis_url is not None:
-        try:
-            await dispatcher.ping()
-        except Exception as exc:
-            return error(503, f"broker unreachable ({type(exc).__name__})")
         broker = "ok"
+        try:
+            async with asyncio.timeout(READY_CHECK_TIMEOUT_S):
+                await (await provide(c.dispatcher)).ping()
+        except Exception as exc:
+            down.append(f"broker (Redis) unreachable ({_reason(exc)})")
+    if down:
+        return error(503, "not ready: " + "; ".join(down))
     return reply(Readiness(status="ready", database="ok", broker=broker))
+
+
+def _reason(exc: BaseException) -> str:
+    """Our own errors' text names no secret; anything else is told by its type only."""
+    if isinstance(exc, TimeoutError):
+        return f"no answer within {READY_CHECK_TIMEOUT_S:g} s"
+    return str(exc) if isinstance(exc, TamError) else type(exc).__name__
 
 
 async def metrics(request: Request) -> Response:

@@ -9,15 +9,15 @@ import typer
 
 from tam.containers import build_container
 from tam.domain.model import TamError
-from tam.settings import Settings
+from tam.entrypoints.cli.session import load_settings
 
 
 def register(app: typer.Typer) -> None:
     @app.command()
     def migrate() -> None:
         """Apply the schema migrations not applied yet (safe to run again)."""
+        settings = load_settings()
         try:
-            settings = Settings()
             if settings.tam_store == "memory":
                 print("tam: the memory store has no schema; nothing to migrate")
                 return

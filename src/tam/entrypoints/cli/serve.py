@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import secrets
 import sys
+from typing import Any
 
 import typer
 
 from tam.containers import build_container
-from tam.settings import Settings
+from tam.entrypoints.cli.session import load_settings
 
 LOCAL = "127.0.0.1"
 
@@ -19,12 +20,15 @@ def register(app: typer.Typer) -> None:
         host: str = typer.Option(LOCAL, help="Interface to bind (only 127.0.0.1 without SERVICE_API_KEY)."),
         port: int = typer.Option(8000, min=1, max=65535, help="TCP port."),
     ) -> None:
-        """Serve the HTTP API (design section 5)."""
+        """Serve the HTTP API, the dashboard (/) and /metrics.
+
+        /healthz answers as soon as the port is bound; /readyz answers 503 naming the database or
+        Redis while either is unreachable, and 200 once both answer (they are retried, no restart)."""
         import uvicorn
 
         from tam.entrypoints.api import create_app
 
-        settings = Settings()
+        settings = load_settings()  # a bad variable: one line and exit 2, before anything is served
         api_key: str | None = None
         if settings.service_api_key is None or not settings.service_api_key.get_secret_value():
             api_key = secrets.token_urlsafe(24)
@@ -34,6 +38,17 @@ def register(app: typer.Typer) -> None:
             # Printed once on the terminal that started the server; never logged.
             print(f"tam: SERVICE_API_KEY is not set; this run's key is {api_key}", file=sys.stderr)
         mode = "jobs go to Redis workers" if settings.redis_url else "jobs run in this process"
-        print(f"tam: serving on http://{host}:{port} ({settings.tam_store} store, {mode})", file=sys.stderr)
         # log_config=None: uvicorn keeps to the JSON logging the CLI set up
-        uvicorn.run(create_app(build_container(settings), api_key), host=host, port=port, log_config=None)
+        config = uvicorn.Config(create_app(build_container(settings), api_key), host=host, port=port, log_config=None)
+        server = uvicorn.Server(config)
+        startup = server.startup
+
+        async def announced_startup(sockets: Any = None) -> None:
+            await startup(sockets)
+            if server.started:  # said once the port is bound, never before
+                print(f"tam: serving on http://{host}:{port} ({settings.tam_store} store, {mode})", file=sys.stderr)
+
+        server.startup = announced_startup  # type: ignore[method-assign]
+        server.run()
+        if not server.started:
+            raise typer.Exit(1)

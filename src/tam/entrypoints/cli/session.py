@@ -10,12 +10,12 @@ from typing import NoReturn, TypeVar
 from uuid import UUID
 
 import typer
-from pydantic import ValidationError
 from rich.console import Console
 
 from tam.containers import Container, build_container, provide, resources_open
 from tam.domain.model import NotFound, TamError
-from tam.settings import Settings
+from tam.settings import ConfigurationError, Settings
+from tam.settings import load_settings as checked_settings
 
 T = TypeVar("T")
 
@@ -32,13 +32,15 @@ def parse_id(text: str, what: str = "project") -> UUID:
         fail(f"{text!r} is not a valid {what} id (expected a UUID such as 0b7c6a1e-...)")
 
 
+CONFIGURATION_EXIT = 2  # a bad environment, told apart from a failed command (1)
+
+
 def load_settings() -> Settings:
+    """The checked settings, or one line naming the variable and its bad value, and exit 2."""
     try:
-        return Settings()
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]).upper() or "settings"
-        fail(f"invalid configuration: {where}: {first['msg']}")
+        return checked_settings()
+    except ConfigurationError as exc:
+        fail(f"invalid configuration: {exc}", CONFIGURATION_EXIT)
 
 
 @contextlib.asynccontextmanager

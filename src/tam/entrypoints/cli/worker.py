@@ -7,7 +7,7 @@ import sys
 
 import typer
 
-from tam.settings import Settings
+from tam.entrypoints.cli.session import load_settings
 
 # How long a SIGTERMed worker lets in-flight jobs run before it exits; their messages then go back to
 # the queue and the next delivery resumes them (finished items are never redone).
@@ -25,7 +25,7 @@ def register(app: typer.Typer) -> None:
         threads: int = typer.Option(4, min=1, max=64, help="Jobs at once per process (each on one event loop)."),
     ) -> None:
         """Run jobs from Redis (REDIS_URL) until stopped with SIGTERM or Ctrl-C."""
-        if Settings().redis_url is None:
+        if load_settings().redis_url is None:
             print("tam: REDIS_URL is not set; without it `tam serve` runs jobs itself", file=sys.stderr)
             raise typer.Exit(1)
         argv = [
