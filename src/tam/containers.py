@@ -292,7 +292,12 @@ class Container(containers.DeclarativeContainer):
                 SourceCompanies, companies, company_source, settings.provided.tam_source_companies_max_records
             ),
             JobType.QUALIFY: providers.Factory(
-                QualifyCompanies, companies, qualifier, clock, settings.provided.tam_qualify_concurrency
+                QualifyCompanies,
+                companies,
+                qualifier,
+                clock,
+                settings.provided.tam_qualify_concurrency,
+                forecaster=forecaster,
             ),
             JobType.FIND_CONTACTS: providers.Factory(
                 FindContacts,
@@ -335,6 +340,7 @@ class Container(containers.DeclarativeContainer):
         clock,
         runner_settings,
         providers.Singleton(JobCallTally, call_observer),
+        prices=prices,
     )
     import_companies = providers.Factory(ImportCompanies, companies)
     estimate_job = providers.Factory(

@@ -13,6 +13,7 @@ earlier jobs measured, else `default_output_tokens` (a short verdict plus some t
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -66,8 +67,9 @@ class ClaudeUsageForecaster(UsageForecaster):
             claude_output_tokens=answer,
         )
         largest = int(self._params_for(project, company, self._bigger).get("max_tokens", 0))
-        # The worst case bills every try's whole prompt at the cache-write rate (the dearest input)
-        # and fills max_tokens each time.
-        prompt = system_tokens + user_tokens + schema_tokens
+        # The worst case bills every try's whole prompt at the cache-write rate (the dearest input),
+        # counted at half again the tokens (the characters-per-token ratio is an average), and fills
+        # max_tokens each time.
+        prompt = math.ceil((system_tokens + user_tokens + schema_tokens) * 1.5)
         worst = Usage.of(claude_cache_write_tokens=self._tries * prompt, claude_output_tokens=self._tries * largest)
         return CallForecast(expected, worst)

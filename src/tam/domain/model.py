@@ -228,6 +228,8 @@ class Job:
     task_id: str | None = None
     attempts: int = 0
     usage: Usage = NO_USAGE
+    max_cost_usd: float | None = None  # the job's budget: no call is admitted that could pass it
+    batch_id: str | None = None  # the Message Batch a qualify job waits on
     created_at: datetime | None = None
     started_at: datetime | None = None
     finished_at: datetime | None = None

@@ -147,6 +147,10 @@ class JobRepo(Protocol):
         """Move a job that is not finished yet to a final status (completed sets progress 100)."""
         ...
 
+    async def set_budget(self, job_id: UUID, max_cost_usd: float | None) -> None:
+        """Set the most the job may spend, in US dollars (None: no cap)."""
+        ...
+
     async def claim_task(self, job_id: UUID, task_id: str) -> str:
         """Set the job's task id unless it has one; return the task id it ends up with."""
         ...

@@ -222,6 +222,10 @@ class MemoryJobRepo:
     async def get(self, job_id: UUID) -> Job:
         return _get(self._db.jobs, job_id, "job")
 
+    async def set_budget(self, job_id: UUID, max_cost_usd: float | None) -> None:
+        job = _get(self._db.jobs, job_id, "job")
+        self._db.jobs[job_id] = replace(job, max_cost_usd=max_cost_usd, updated_at=_now())
+
     async def list(self, project_id: UUID | None = None) -> list[Job]:
         jobs = [j for j in self._db.jobs.values() if project_id is None or j.project_id == project_id]
         return sorted(jobs, key=lambda j: j.created_at or _now(), reverse=True)

@@ -279,6 +279,11 @@ class PostgresJobRepo(_Repo):
             "select * from tam_finish_job($1, $2, $3, $4, $5)", job_id, status.value, message, error, at
         )
 
+    async def set_budget(self, job_id: UUID, max_cost_usd: float | None) -> None:
+        await self._one(
+            "job", job_id, "update tam_job_queue set max_cost_usd = $2 where id = $1 returning id", job_id, max_cost_usd
+        )
+
     async def claim_task(self, job_id: UUID, task_id: str) -> str:
         return str(await self._fetchval("select tam_claim_job_task($1, $2)", job_id, task_id))
 

@@ -128,6 +128,19 @@ def contact_from_row(row: Row) -> Contact:
     )
 
 
+def _optional(row: Row, key: str) -> Any:
+    """A column a store may not have yet (a database not migrated since it was added)."""
+    try:
+        return row[key]
+    except (KeyError, IndexError):
+        return None
+
+
+def _optional_float(row: Row, key: str) -> float | None:
+    value = _optional(row, key)
+    return None if value is None else float(value)
+
+
 def job_from_row(row: Row) -> Job:
     return Job(
         id=as_uuid(row["id"]),
@@ -143,6 +156,8 @@ def job_from_row(row: Row) -> Job:
         task_id=row["task_id"],
         attempts=int(row["attempts"]),
         usage=Usage(_mapping(row["usage"])),
+        max_cost_usd=_optional_float(row, "max_cost_usd"),
+        batch_id=_optional(row, "batch_id"),
         created_at=as_datetime(row["created_at"]),
         started_at=as_datetime(row["started_at"]),
         finished_at=as_datetime(row["finished_at"]),

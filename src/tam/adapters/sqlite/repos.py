@@ -321,6 +321,9 @@ class SqliteJobRepo(_Repo):
         )
         return await self.get(job_id)
 
+    async def set_budget(self, job_id: UUID, max_cost_usd: float | None) -> None:
+        await self._update(job_id, "update tam_job_queue set max_cost_usd = :cap where id = :id", cap=max_cost_usd)
+
     async def claim_task(self, job_id: UUID, task_id: str) -> str:
         await self._update(
             job_id, "update tam_job_queue set task_id = :task where id = :id and task_id is null", task=task_id

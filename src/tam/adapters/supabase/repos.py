@@ -308,6 +308,11 @@ class SupabaseJobRepo(_Repo):
             },
         )
 
+    async def set_budget(self, job_id: UUID, max_cost_usd: float | None) -> None:
+        update = self._client.table("tam_job_queue").update({"max_cost_usd": max_cost_usd}).eq("id", str(job_id))
+        if not (await call(update.execute)).data:
+            raise NotFound(f"job {job_id} not found")
+
     async def claim_task(self, job_id: UUID, task_id: str) -> str:
         return str(await self._rpc("tam_claim_job_task", {"p_job_id": str(job_id), "p_task_id": task_id}))
 

@@ -9,7 +9,8 @@ from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import TypeVar
 
-from tam.domain.model import PermanentItemError, Pressure, ProviderOutage, TransientProviderError
+from tam.domain.model import NO_USAGE, PermanentItemError, Pressure, ProviderOutage, TransientProviderError, Usage
+from tam.domain.services.budget import Budget
 from tam.ports.runtime import CallObserver, CallOutcome, Clock, ConcurrencyLimiter, SilentCallObserver
 
 T = TypeVar("T")
@@ -41,6 +42,7 @@ class ProviderCalls:
         stop: asyncio.Event,
         rng: random.Random | None = None,
         observer: CallObserver | None = None,
+        budget: Budget | None = None,
     ) -> None:
         self._limiter = limiter
         self._clock = clock
@@ -48,20 +50,21 @@ class ProviderCalls:
         self._stop = stop
         self._rng = rng or random.Random()
         self._observer = observer or SilentCallObserver()
+        self._budget = budget
         self._streak: dict[str, int] = {}
         self._last_success: dict[str, float] = {}
         self.transient_errors = 0
 
-    async def call(self, provider: str, fn: Callable[[], Awaitable[T]]) -> T:
+    async def call(self, provider: str, fn: Callable[[], Awaitable[T]], worst: Usage = NO_USAGE) -> T:
+        """`worst`: the most the call can use; with a budget it is held before the call starts (a call
+        that does not fit raises BudgetReached) and settled at what the call used."""
         attempt = 0
         while True:
             if self._stop.is_set():
                 raise Stopped
             attempt += 1
             try:
-                async with self._limiter.slot(provider):
-                    with self._observed(provider):
-                        result = await fn()
+                result = await self._paid(provider, fn, worst)
             except TransientProviderError as exc:
                 if exc.throttled:  # everyone sharing the provider slows down, not just this call
                     await self._limiter.report(provider, Pressure.THROTTLED, exc.retry_after)
@@ -76,6 +79,25 @@ class ProviderCalls:
             self._streak[provider] = 0
             self._last_success[provider] = self._clock.monotonic()
             return result
+
+    async def _paid(self, provider: str, fn: Callable[[], Awaitable[T]], worst: Usage) -> T:
+        if self._budget is None:
+            async with self._limiter.slot(provider):
+                with self._observed(provider):
+                    return await fn()
+        held = await self._budget.reserve(worst)
+        used = NO_USAGE
+        try:
+            async with self._limiter.slot(provider):
+                with self._observed(provider):
+                    result = await fn()
+            used = getattr(result, "usage", NO_USAGE)
+            return result
+        except PermanentItemError as exc:  # paid calls that came to nothing still cost what they used
+            used = getattr(exc, "usage", NO_USAGE)
+            raise
+        finally:
+            await self._budget.settle(held, used if isinstance(used, Usage) else NO_USAGE)
 
     @contextlib.contextmanager
     def _observed(self, provider: str) -> Iterator[None]:

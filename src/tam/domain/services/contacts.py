@@ -12,6 +12,7 @@ from tam.domain.model import (
     Person,
     Project,
     Provider,
+    Usage,
     new_id,
     person_key,
 )
@@ -20,6 +21,9 @@ from tam.domain.services.step import Outcome, Totals
 from tam.ports.providers import EmailFinder, EmailFound, PersonSearch
 from tam.ports.runtime import Clock
 from tam.ports.storage import CompanyRepo, ContactRepo
+
+# Prospeo bills one credit per search that finds anyone and per email found (worst case of a call).
+ONE_PROSPEO_CREDIT = Usage.of(prospeo_credits=1)
 
 
 class FindContacts:
@@ -59,7 +63,9 @@ class FindContacts:
 
     async def process(self, project: Project, item: Company, calls: ProviderCalls) -> Outcome:
         limit = project.max_contacts_per_company
-        found = await calls.call(Provider.PROSPEO_SEARCH, lambda: self._search.search(project, item, limit))
+        found = await calls.call(
+            Provider.PROSPEO_SEARCH, lambda: self._search.search(project, item, limit), ONE_PROSPEO_CREDIT
+        )
         people = _unique(found.people)[:limit]
         async with asyncio.TaskGroup() as group:
             lookups = [group.create_task(self._email(person, item, calls)) for person in people]
@@ -72,7 +78,9 @@ class FindContacts:
 
     async def _email(self, person: Person, company: Company, calls: ProviderCalls) -> EmailFound:
         try:
-            return await calls.call(Provider.PROSPEO_ENRICH, lambda: self._finder.find_email(person, company))
+            return await calls.call(
+                Provider.PROSPEO_ENRICH, lambda: self._finder.find_email(person, company), ONE_PROSPEO_CREDIT
+            )
         except PermanentItemError:
             return EmailFound(None, EmailStatus.NOT_FOUND)  # the person is still worth keeping
 

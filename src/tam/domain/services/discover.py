@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from tam.domain.model import Job, Project, Provider, QualificationStatus
+from tam.domain.model import Job, Project, Provider, QualificationStatus, Usage
 from tam.domain.services.calls import ProviderCalls
 from tam.domain.services.step import Outcome, Totals
 from tam.ports.providers import CompanySource, DiscoveryQuery
@@ -38,7 +38,8 @@ class _Discover:
         return 1
 
     async def process(self, project: Project, item: DiscoveryQuery, calls: ProviderCalls) -> Outcome:
-        found = await calls.call(Provider.DISCOLIKE, lambda: self._source.discover(item))
+        worst = Usage.of(discolike_records=item.max_records)  # DiscoLike bills the records it returns
+        found = await calls.call(Provider.DISCOLIKE, lambda: self._source.discover(item), worst)
         result = await self._companies.add_many(project.id, found.companies)
         return Outcome(usage=found.usage, tally={"added": result.inserted, "skipped": result.skipped})
 

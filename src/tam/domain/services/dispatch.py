@@ -46,9 +46,13 @@ class DispatchJob:
             raise Conflict(f"job {job_id} is a {job.job_type.value} job, not {job_type.value}")
         return await self.dispatch(job)
 
-    async def create(self, project_id: UUID, job_type: JobType) -> tuple[Job, str]:
+    async def create(self, project_id: UUID, job_type: JobType, max_cost_usd: float | None = None) -> tuple[Job, str]:
+        """`max_cost_usd`: the job's budget; it is stored before the job is dispatched."""
         await self._projects.get(project_id)
         job = await self._jobs.add(Job(project_id=project_id, job_type=job_type))
+        if max_cost_usd is not None:
+            await self._jobs.set_budget(job.id, max_cost_usd)
+            job = job.with_(max_cost_usd=max_cost_usd)
         return job, await self.dispatch(job)
 
     async def dispatch(self, job: Job) -> str:

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from tam.domain.model import Job, Project, Provider
+from tam.domain.model import Job, Project, Provider, Usage
 from tam.domain.services.calls import ProviderCalls
 from tam.domain.services.step import Outcome, Totals
 from tam.ports.providers import LinkedinChecker, LinkedinTarget
@@ -52,7 +52,8 @@ class CheckLinkedin:
         return len(item)
 
     async def process(self, project: Project, item: Batch, calls: ProviderCalls) -> Outcome:
-        result = await calls.call(Provider.BRIGHTDATA, lambda: self._checker.check(item))
+        worst = Usage.of(brightdata_records=len(item))  # Bright Data bills each profile record
+        result = await calls.call(Provider.BRIGHTDATA, lambda: self._checker.check(item), worst)
         wanted = {t.contact_id for t in item}
         checked = [c for c in result.checks if c.active is not None and c.contact_id in wanted]
         await self._contacts.record_linkedin(checked, self._clock.now())

@@ -2,10 +2,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from tam.domain.model import Company, Job, Project, Provider, QualificationStatus
+from tam.domain.model import NO_USAGE, Company, Job, Project, Provider, QualificationStatus
 from tam.domain.services.calls import ProviderCalls
 from tam.domain.services.step import Outcome, Totals
-from tam.ports.providers import LLMQualifier
+from tam.ports.providers import LLMQualifier, UsageForecaster
 from tam.ports.runtime import Clock
 from tam.ports.storage import CompanyRepo, QualificationRecord
 
@@ -21,7 +21,15 @@ class QualifyCompanies:
     # also written as soon as it holds this many: at most this many paid answers are ever at risk.
     max_buffered = 10
 
-    def __init__(self, companies: CompanyRepo, qualifier: LLMQualifier, clock: Clock, workers: int) -> None:
+    def __init__(
+        self,
+        companies: CompanyRepo,
+        qualifier: LLMQualifier,
+        clock: Clock,
+        workers: int,
+        forecaster: UsageForecaster | None = None,  # the worst case of each call, for budgets
+    ) -> None:
+        self._forecaster = forecaster
         self._companies = companies
         self._qualifier = qualifier
         self._clock = clock
@@ -38,7 +46,8 @@ class QualifyCompanies:
         return 1
 
     async def process(self, project: Project, item: Company, calls: ProviderCalls) -> Outcome:
-        verdict = await calls.call(Provider.CLAUDE, lambda: self._qualifier.qualify(project, item))
+        worst = self._forecaster.qualify_call(project, item, warm_cache=False).worst if self._forecaster else NO_USAGE
+        verdict = await calls.call(Provider.CLAUDE, lambda: self._qualifier.qualify(project, item), worst)
         status = QualificationStatus.QUALIFIED if verdict.qualified else QualificationStatus.DISQUALIFIED
         self._verdicts.append(QualificationRecord(item.id, status, verdict.reason, self._clock.now()))
         if len(self._verdicts) >= self.max_buffered:

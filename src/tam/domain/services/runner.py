@@ -24,6 +24,8 @@ from tam.domain.model import (
     TamError,
     TimeLimitExceeded,
 )
+from tam.domain.pricing import PriceTable
+from tam.domain.services.budget import Budget, BudgetReached
 from tam.domain.services.calls import ProviderCalls, RetryPolicy, Stopped
 from tam.domain.services.step import Step, Totals
 from tam.ports.runtime import CallObserver, Clock, ConcurrencyLimiter, ProgressSink
@@ -55,8 +57,10 @@ class JobRunner:
         clock: Clock,
         settings: RunnerSettings = RunnerSettings(),
         observer: CallObserver | None = None,
+        prices: PriceTable | None = None,
     ) -> None:
         self._jobs = jobs
+        self._prices = prices
         self._projects = projects
         self._steps = steps
         self._limiter = limiter
@@ -101,6 +105,9 @@ class _Execution:
         self.ticking: asyncio.Future[None] | None = None
         self.flushing = asyncio.Lock()  # one flush at a time, so progress follows the stored results
         seed = runner._settings.seed
+        budget = None
+        if job.max_cost_usd is not None and runner._prices is not None:
+            budget = Budget(job.max_cost_usd, runner._prices, job.usage)
         self.calls = ProviderCalls(
             runner._limiter,
             runner._clock,
@@ -108,6 +115,7 @@ class _Execution:
             self.stop,
             random.Random(seed) if seed is not None else None,
             runner._observer,
+            budget,
         )
 
     async def run(self) -> Job:
@@ -154,7 +162,7 @@ class _Execution:
             except PermanentItemError as exc:
                 await self.step.fail(project, item, str(exc))
                 self.totals.failed += self.step.weight(item)
-            except (CredentialError, ProviderOutage) as exc:
+            except (CredentialError, ProviderOutage, BudgetReached) as exc:
                 self.halt(exc)
                 return
             except Exception as exc:  # a bug, not a provider answer: stop the job, keep the cause
@@ -215,6 +223,8 @@ class _Execution:
         return await r._jobs.finish(self.job.id, JobStatus.FAILED, None, self.describe(fatal), now)
 
     def describe(self, exc: BaseException) -> str:
+        if isinstance(exc, BudgetReached):  # a later job (with more budget) resumes the rest
+            return f"{exc}; {self.totals.remaining} {self.step.noun} left"
         left = f"; {self.totals.remaining} {self.step.noun} left for a retry" if self.totals.remaining else ""
         if isinstance(exc, CredentialError):
             text = str(exc)

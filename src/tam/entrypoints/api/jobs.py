@@ -41,7 +41,7 @@ async def create_job(request: Request) -> JSONResponse:
     body = await parse_body(request, CreateJobRequest)
     job_type = job_type_of(body.job_type)
     dispatch = await provide(container(request).dispatch_job)
-    job, task_id = await dispatch.create(body.project_id, job_type)
+    job, task_id = await dispatch.create(body.project_id, job_type, body.max_cost_usd)
     return reply(CreatedJob(job_id=job.id, task_id=task_id), status=201)
 
 

@@ -77,6 +77,15 @@ class RunResponse(_Response):
 class CreateJobRequest(_Request):
     project_id: UUID
     job_type: JobTypeText
+    max_cost_usd: Annotated[
+        float | None,
+        Field(
+            ge=0,
+            le=1_000_000,
+            description="Budget in US dollars: no call is made whose worst case could take the job past it; "
+            "the job then ends failed saying how many items are left, and a later job resumes them",
+        ),
+    ] = None
 
 
 class EstimateRequest(_Request):
@@ -117,6 +126,7 @@ class JobOut(_Response):
         BeforeValidator(_usage_counts),
         Field(description="Metered provider usage so far: tokens, credits, records, by unit"),
     ] = {}
+    max_cost_usd: Annotated[float | None, Field(description="The job's budget in US dollars, if any")] = None
     cost_usd: Annotated[
         float,
         Field(

@@ -42,6 +42,9 @@ def register(app: typer.Typer) -> None:
         step: str = typer.Argument(..., metavar="STEP", help=f"One of: {step_names()} (camelCase works too)."),
         project: str = typer.Option(..., "--project", help="Project id."),
         detach: bool = typer.Option(False, "--detach", help="Only dispatch to the workers and print the job id."),
+        max_cost: float | None = typer.Option(
+            None, "--max-cost", min=0, metavar="USD", help="Budget in US dollars; the job stops before passing it."
+        ),
         estimate: bool = typer.Option(
             False, "--estimate", help="Print what the job would cost (items, calls, tokens, dollars) and run nothing."
         ),
@@ -55,17 +58,19 @@ def register(app: typer.Typer) -> None:
         settings = load_settings()
         if detach and settings.redis_url is None:
             fail("--detach needs REDIS_URL and a running `tam worker`; without them the job runs in this process")
-        code = run(lambda: _run(project_id, job_type, detach, embedded=settings.redis_url is None))
+        code = run(lambda: _run(project_id, job_type, detach, embedded=settings.redis_url is None, max_cost=max_cost))
         if code:
             raise typer.Exit(code)
 
 
-async def _run(project_id: UUID, job_type: JobType, detach: bool, *, embedded: bool) -> int:
+async def _run(
+    project_id: UUID, job_type: JobType, detach: bool, *, embedded: bool, max_cost: float | None = None
+) -> int:
     async with opened() as container:
         if embedded:  # smoother bars; the worker keeps its one write a second
             container.runner_settings.override(providers.Object(RunnerSettings(flush_interval=POLL_INTERVAL)))
         await ensure_project(container, project_id)
-        job, _task_id = await (await provide(container.dispatch_job)).create(project_id, job_type)
+        job, _task_id = await (await provide(container.dispatch_job)).create(project_id, job_type, max_cost)
         if detach:
             print(job.id)
             return 0

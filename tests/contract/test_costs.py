@@ -71,3 +71,33 @@ async def test_qualify_estimate_calls_nothing_and_comes_within_20_percent(make_c
         measured = (await provide(container.prices)).cost(job.usage)
         assert measured > 0
         assert estimate.cost_usd == pytest.approx(measured, rel=0.20), (estimate, job.usage)
+
+
+async def test_a_budget_stops_the_job_before_it_could_pass_and_a_later_job_resumes(make_container: Any) -> None:
+    with FakeServer("anthropic", api_key=KEY) as anthropic:
+        fakes: dict[str, Any] = {v: anthropic for v in ("anthropic", "prospeo", "brightdata", "discolike")}
+        container = make_container(live_settings(fakes, tam_qualify_mode="online"))
+        project = await _project(container, "Capped", 80, seed=5)
+        prices = await provide(container.prices)
+        dispatch = await provide(container.dispatch_job)
+        cap = 0.015  # the 80 cost about $0.035; one call's worst case (two tries at max_tokens) ~ $0.007
+
+        job, _ = await dispatch.create(project.id, JobType.QUALIFY, max_cost_usd=cap)
+        await (await provide(container.dispatcher)).join()
+        job = await (await provide(container.jobs)).get(job.id)
+        left = len(await (await provide(container.companies)).pending_qualification(project.id))
+        assert job.status is JobStatus.FAILED
+        assert job.max_cost_usd == cap
+        assert job.error == f"budget of ${cap:,.2f} reached; {left} companies left"
+        assert 0 < left < 80
+        assert job.items_done == 80 - left
+        assert prices.cost(job.usage) <= cap  # never past the budget
+        paid = len(anthropic.state.requests)
+        assert paid == job.items_done  # every call that was made is a stored verdict
+
+        rest, _ = await dispatch.create(project.id, JobType.QUALIFY)
+        await (await provide(container.dispatcher)).join()
+        rest = await (await provide(container.jobs)).get(rest.id)
+        assert rest.status is JobStatus.COMPLETED
+        assert rest.items_done == left
+        assert len(anthropic.state.requests) == 80  # no company was asked twice
