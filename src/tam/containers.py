@@ -26,7 +26,7 @@ from tam.adapters.memory import (
     StoreProgressSink,
     SystemClock,
 )
-from tam.adapters.metrics import PrometheusCallObserver, PrometheusExposition
+from tam.adapters.metrics import PrometheusCallObserver, PrometheusExposition, forget_dead_processes
 from tam.adapters.postgres import (
     PostgresCompanyRepo,
     PostgresContactRepo,
@@ -400,3 +400,10 @@ async def resources_open(container: Container) -> AsyncIterator[Container]:
 
 def build_container(settings: Settings | None = None) -> Container:
     return Container(settings=settings or Settings())
+
+
+def forget_exited_processes() -> None:
+    """After `tam worker`'s processes have exited: drop their calls in flight from /metrics
+    (PROMETHEUS_MULTIPROC_DIR), which a scrape would otherwise do only at the next scrape."""
+    if directory := os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        forget_dead_processes(directory)

@@ -2,12 +2,16 @@
 
 Provider calls are counted in the process that makes them. With several processes on one host (the
 API and `tam worker`), set PROMETHEUS_MULTIPROC_DIR to an empty directory shared by all of them before
-they start: prometheus_client then writes every process's samples there and /metrics sums them. Jobs
+they start: prometheus_client then writes every process's samples there and /metrics sums them; the
+calls in flight of a process that has exited (or was killed) are dropped at the next scrape. Jobs
 and items come from the store, so they are the whole system's whatever process answers the scrape.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
+import re
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from typing import Any
@@ -15,7 +19,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
-from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 
 from tam.domain.model import Job, JobStatus, JobType
 from tam.domain.pricing import PriceTable
@@ -75,9 +79,43 @@ class PrometheusCallObserver:
     def provider_metrics(self) -> Iterable[Metric]:
         if self.multiprocess_dir is None:
             return self.registry.collect()
+        forget_dead_processes(self.multiprocess_dir)
         merged = CollectorRegistry(auto_describe=True)
         MultiProcessCollector(merged, path=self.multiprocess_dir)  # type: ignore[no-untyped-call]
         return merged.collect()
+
+
+_LIVE_FILE = re.compile(r"^gauge_live\w+?_(\d+)\.db$")
+
+
+def forget_dead_processes(multiprocess_dir: str) -> list[int]:
+    """Drop the live gauges (calls in flight) of processes that no longer run on this host, with
+    prometheus_client's own `mark_process_dead`: a worker killed mid-call would otherwise show its
+    calls in flight for good. Counters and histograms of dead processes stay (they are history).
+    Returns the pids forgotten."""
+    dead: set[int] = set()
+    try:
+        names = os.listdir(multiprocess_dir)
+    except OSError:
+        return []
+    for name in names:
+        match = _LIVE_FILE.match(name)
+        if match and not _running(pid := int(match.group(1))):
+            dead.add(pid)
+    for pid in sorted(dead):
+        with contextlib.suppress(OSError):  # another process may be sweeping the same directory
+            mark_process_dead(pid, multiprocess_dir)  # type: ignore[no-untyped-call]
+    return sorted(dead)
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, another user's
+        return True
+    return True
 
 
 class _Families:
