@@ -147,3 +147,18 @@ async def test_list_searches_name_title_or_email_ignoring_case(store: Stores) ->
     assert (await names("a", limit=1, offset=2))[0] == 3
     assert await names("") == (3, ["Ada Lovelace", "Alan Turing", "Grace Hopper"])
     assert await names("nobody") == (0, [])
+
+
+async def test_list_filters_by_email_status(store: Stores) -> None:
+    a, _ = await two_companies(store)
+    statuses = [EmailStatus.VERIFIED, EmailStatus.NOT_FOUND, EmailStatus.VERIFIED, EmailStatus.UNVERIFIED, None]
+    people = [contact(a, f"Person {i}", email_status=s) for i, s in enumerate(statuses)]
+    await store.contacts.record_company_contacts(a, people, AT)
+    verified = await store.contacts.list(a.project_id, email_status=EmailStatus.VERIFIED)
+    assert (verified.total, sorted(c.full_name for c in verified.items)) == (2, ["Person 0", "Person 2"])
+    page = await store.contacts.list(a.project_id, limit=1, offset=1, email_status=EmailStatus.VERIFIED)
+    assert (page.total, [c.full_name for c in page.items]) == (2, [verified.items[1].full_name])
+    both = await store.contacts.list(a.project_id, q="person 3", email_status=EmailStatus.UNVERIFIED)
+    assert [c.full_name for c in both.items] == ["Person 3"]
+    assert (await store.contacts.list(a.project_id, q="person 3", email_status=EmailStatus.VERIFIED)).total == 0
+    assert (await store.contacts.list(a.project_id)).total == 5

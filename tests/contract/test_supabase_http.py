@@ -23,6 +23,7 @@ from tam.adapters.supabase import (
     create_supabase_client,
 )
 from tam.domain.model import (
+    EmailStatus,
     Job,
     JobStatus,
     JobType,
@@ -143,7 +144,8 @@ async def test_a_search_is_one_quoted_ilike_per_column_in_an_or_filter(client: A
     assert params["or"] == '(name.ilike."*Acme (EU), Inc.*",domain.ilike."*Acme (EU), Inc.*")'
     contacts = api.get("/tam_contacts").respond(200, json=[], headers={"content-range": "*/0"})
     # What quoting cannot carry, and the pattern's own wildcards, match any one character instead.
-    await SupabaseContactRepo(client).list(PROJECT_ID, q='a"b\\c*d%e_f')
+    await SupabaseContactRepo(client).list(PROJECT_ID, q='a"b\\c*d%e_f', email_status=EmailStatus.NOT_FOUND)
+    assert sent(contacts).url.params["email_status"] == "eq.not_found"
     assert sent(contacts).url.params["or"] == (
         '(full_name.ilike."*a_b_c_d_e_f*",title.ilike."*a_b_c_d_e_f*",email.ilike."*a_b_c_d_e_f*")'
     )

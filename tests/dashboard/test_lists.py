@@ -222,12 +222,29 @@ def test_contacts_reasons_and_linkedin_links(server: Server, browser: Browser, p
     expect(page.locator("#contacts-shown")).to_have_text(shown(1, min(50, found), found))
     expect(page.locator("#contacts tbody")).to_contain_text(person["fullName"])
 
+    # The email status filter, alone and with the search.
+    page.fill("#contact-search", "")
+    page.select_option("#contact-status", "verified")
+    verified = api_total(server, project, "contacts", emailStatus="verified")
+    assert 50 < verified < contacts
+    expect(page.locator("#contacts-shown")).to_have_text(shown(1, 50, verified))
+    emails = page.locator("#contacts tbody td[data-label=email]").all_inner_texts()
+    assert len(emails) == 50 and all(e.endswith("(verified)") for e in emails)
+    page.fill("#contact-search", search)
+    verified = api_total(server, project, "contacts", q=search, emailStatus="verified")
+    expect(page.locator("#contacts-shown")).to_have_text(shown(1, verified, verified) if verified else "none")
+
     # Contacts export names each contact's company.
     with page.expect_download() as download:
         page.click("#contact-export")
     _, rows = read_csv(download.value.path())
-    assert person["id"] in {r["id"] for r in rows}
+    assert len(rows) == verified and {r["email_status"] for r in rows} <= {"verified"}
     assert all(r["company_domain"] and r["company_name"] for r in rows)
+    page.select_option("#contact-status", "")
+    with page.expect_download() as download:
+        page.click("#contact-export")
+    _, rows = read_csv(download.value.path())
+    assert len(rows) == found and person["id"] in {r["id"] for r in rows}
 
     # A long reason shows its first words and opens in full on demand.
     company = next(

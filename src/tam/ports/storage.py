@@ -12,6 +12,7 @@ from uuid import UUID
 from tam.domain.model import (
     Company,
     Contact,
+    EmailStatus,
     Job,
     JobStatus,
     NewCompany,
@@ -119,7 +120,14 @@ class ContactRepo(Protocol):
 
     async def record_linkedin(self, checks: Sequence[LinkedinCheck], at: datetime) -> None: ...
 
-    async def list(self, project_id: UUID, limit: int = 100, offset: int = 0, q: str | None = None) -> ContactPage:
+    async def list(
+        self,
+        project_id: UUID,
+        limit: int = 100,
+        offset: int = 0,
+        q: str | None = None,
+        email_status: EmailStatus | None = None,
+    ) -> ContactPage:
         """Like CompanyRepo.list; `q` matches the full name, title or email (so also the email's domain)."""
         ...
 

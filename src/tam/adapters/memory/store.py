@@ -12,6 +12,7 @@ from uuid import UUID
 from tam.domain.model import (
     Company,
     Contact,
+    EmailStatus,
     Job,
     JobStatus,
     NewCompany,
@@ -188,12 +189,21 @@ class MemoryContactRepo:
                 contact, linkedin_active=check.active, linkedin_detail=check.detail, linkedin_checked_at=at
             )
 
-    async def list(self, project_id: UUID, limit: int = 100, offset: int = 0, q: str | None = None) -> ContactPage:
+    async def list(
+        self,
+        project_id: UUID,
+        limit: int = 100,
+        offset: int = 0,
+        q: str | None = None,
+        email_status: EmailStatus | None = None,
+    ) -> ContactPage:
         rows = sorted(
             (
                 c
                 for c in self._db.contacts.values()
-                if c.project_id == project_id and _matches(q, c.full_name, c.title, c.email)
+                if c.project_id == project_id
+                and (email_status is None or c.email_status is email_status)
+                and _matches(q, c.full_name, c.title, c.email)
             ),
             key=lambda c: (c.created_at or _now(), c.full_name),
         )

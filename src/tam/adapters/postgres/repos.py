@@ -25,6 +25,7 @@ from tam.adapters.sql.rows import (
 from tam.domain.model import (
     Company,
     Contact,
+    EmailStatus,
     Job,
     JobStatus,
     NewCompany,
@@ -199,16 +200,21 @@ class PostgresContactRepo(_Repo):
             payload = [{"contact_id": str(c.contact_id), "active": c.active, "detail": c.detail} for c in checks]
             await self._fetchval("select tam_record_linkedin($1::jsonb, $2)", payload, at)
 
-    async def list(self, project_id: UUID, limit: int = 100, offset: int = 0, q: str | None = None) -> ContactPage:
-        where = f"where project_id = $1 and {_search(2, 'full_name', 'title', 'email')}"
+    async def list(
+        self,
+        project_id: UUID,
+        limit: int = 100,
+        offset: int = 0,
+        q: str | None = None,
+        email_status: EmailStatus | None = None,
+    ) -> ContactPage:
+        search = _search(2, "full_name", "title", "email")
+        where = f"where project_id = $1 and {search} and ($3::text is null or email_status = $3)"
+        args = (project_id, q or None, email_status.value if email_status else None)
         rows = await self._fetch(
-            f"select * from tam_contacts {where} {_CONTACT_ORDER} limit $3 offset $4",
-            project_id,
-            q or None,
-            limit,
-            offset,
+            f"select * from tam_contacts {where} {_CONTACT_ORDER} limit $4 offset $5", *args, limit, offset
         )
-        total = await self._fetchval(f"select count(*) from tam_contacts {where}", project_id, q or None)
+        total = await self._fetchval(f"select count(*) from tam_contacts {where}", *args)
         return ContactPage(tuple(map(contact_from_row, rows)), int(total))
 
     async def stats(self, project_id: UUID) -> ContactStats:

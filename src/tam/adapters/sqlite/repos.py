@@ -23,6 +23,7 @@ from tam.adapters.sqlite.database import SqliteDatabase
 from tam.domain.model import (
     Company,
     Contact,
+    EmailStatus,
     Job,
     JobStatus,
     NewCompany,
@@ -228,9 +229,18 @@ class SqliteContactRepo(_Repo):
                 if cursor.rowcount == 0:
                     raise NotFound(f"contact {check.contact_id} not found")
 
-    async def list(self, project_id: UUID, limit: int = 100, offset: int = 0, q: str | None = None) -> ContactPage:
+    async def list(
+        self,
+        project_id: UUID,
+        limit: int = 100,
+        offset: int = 0,
+        q: str | None = None,
+        email_status: EmailStatus | None = None,
+    ) -> ContactPage:
         search, search_args = _search(q, "full_name", "title", "email")
-        where, args = f"where project_id = ?{search}", (str(project_id), *search_args)
+        where = f"where project_id = ? and (? is null or email_status = ?){search}"
+        wanted = email_status and email_status.value
+        args = (str(project_id), wanted, wanted, *search_args)
         rows = await self._db.fetch(
             f"select * from tam_contacts {where} {_CONTACT_ORDER} limit ? offset ?", (*args, limit, offset)
         )

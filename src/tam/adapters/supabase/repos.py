@@ -32,6 +32,7 @@ from tam.adapters.supabase.client import UNIQUE_VIOLATION, call, rows, translate
 from tam.domain.model import (
     Company,
     Contact,
+    EmailStatus,
     Job,
     JobStatus,
     NewCompany,
@@ -241,8 +242,17 @@ class SupabaseContactRepo(_Repo):
             payload = [{"contact_id": str(c.contact_id), "active": c.active, "detail": c.detail} for c in checks]
             await self._rpc("tam_record_linkedin", {"p_checks": payload, "p_at": iso(at)})
 
-    async def list(self, project_id: UUID, limit: int = 100, offset: int = 0, q: str | None = None) -> ContactPage:
+    async def list(
+        self,
+        project_id: UUID,
+        limit: int = 100,
+        offset: int = 0,
+        q: str | None = None,
+        email_status: EmailStatus | None = None,
+    ) -> ContactPage:
         filters: dict[str, Any] = {"project_id": project_id}
+        if email_status is not None:
+            filters["email_status"] = email_status.value
         if q:
             filters["or"] = _search(q, "full_name", "title", "email")
         found, total = await self._page("tam_contacts", _CONTACT_ORDER, limit, offset, **filters)

@@ -111,7 +111,9 @@ async def list_contacts(request: Request) -> JSONResponse:
     project_id = request.path_params["project_id"]
     query = parse_query(request, ContactQuery)
     await (await provide(c.projects)).get(project_id)
-    page = await (await provide(c.contacts)).list(project_id, query.limit, query.offset, q=_search(query.q))
+    page = await (await provide(c.contacts)).list(
+        project_id, query.limit, query.offset, q=_search(query.q), email_status=query.email_status
+    )
     return reply(ContactPageOut(items=[ContactOut.model_validate(x) for x in page.items], total=page.total))
 
 

@@ -292,6 +292,7 @@ class CompanyQuery(Page):
 
 
 class ContactQuery(Page):
+    email_status: EmailStatus | None = None
     q: Annotated[Search, Field(description="Only contacts whose name, title or email contains this text")] = None
 
 

@@ -360,7 +360,7 @@ const lists = {
   },
   contacts: {
     path: "contacts",
-    filters: () => ({ q: $("contact-search").value.trim() }),
+    filters: () => ({ emailStatus: $("contact-status").value, q: $("contact-search").value.trim() }),
     row: (list, c) => [
       c.fullName,
       c.title,
@@ -459,6 +459,7 @@ for (const list of Object.values(lists)) {
 }
 $("company-status").addEventListener("change", () => resetList(lists.companies));
 $("company-search").addEventListener("input", debounce(() => resetList(lists.companies), 250));
+$("contact-status").addEventListener("change", () => resetList(lists.contacts));
 $("contact-search").addEventListener("input", debounce(() => resetList(lists.contacts), 250));
 
 // --- CSV export: every row that matches the list's filter, with the CLI export's rules ---------------
