@@ -23,7 +23,14 @@ class Cli:
 
     def __call__(self, *args: str, check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess[str]:
         result = subprocess.run(
-            [TAM, *args], cwd=self.cwd, env=self.env, capture_output=True, text=True, timeout=timeout, check=False
+            [TAM, *args],
+            cwd=self.cwd,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+            umask=0o022,  # a user's usual umask, whatever the test runner's
         )
         if check:
             assert result.returncode == 0, f"tam {' '.join(args)}: {result.returncode}\n{result.stderr}"

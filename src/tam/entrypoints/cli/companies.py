@@ -1,4 +1,4 @@
-"""`tam companies import FILE.csv --project ID`: bad rows are reported by line, good rows go in."""
+"""`tam companies import FILE.csv --project ID`: bad and repeated rows are reported by line, good rows go in."""
 
 from __future__ import annotations
 
@@ -51,6 +51,11 @@ def match_columns(header: Sequence[str]) -> dict[str, int]:
 class Rejected:
     line: int
     reason: str
+    duplicate: bool = False
+
+
+DELIMITERS = ",;\t"  # what Excel and Google Sheets write: comma, semicolon (much of Europe), tab
+SAMPLE_BYTES = 64 * 1024
 
 
 def read_rows(path: Path) -> tuple[list[CompanyRow], list[Rejected]]:
@@ -60,11 +65,36 @@ def read_rows(path: Path) -> tuple[list[CompanyRow], list[Rejected]]:
         fail(f"cannot read {path}: {exc.strerror or exc}")
     with handle:
         try:
-            return _parse(csv.reader(handle))
+            sample = handle.read(SAMPLE_BYTES)
+            handle.seek(0)
+            return _parse(csv.reader(handle, dialect=sniff(sample)))
         except UnicodeDecodeError:
             fail(f"{path} is not UTF-8 text")
         except csv.Error as exc:
             fail(f"{path} is not a readable CSV file: {exc}")
+
+
+def sniff(sample: str) -> type[csv.Dialect] | csv.Dialect:
+    """The file's dialect: csv.Sniffer's guess among comma, semicolon and tab, unless another of
+    them is the one that splits the header into a domain column (the sniffer can be misled by
+    commas inside a semicolon-separated file's cells)."""
+    try:
+        dialect: type[csv.Dialect] | csv.Dialect = csv.Sniffer().sniff(sample, delimiters=DELIMITERS)
+    except csv.Error:  # one column, or too few rows to tell
+        dialect = csv.excel
+    header_line = sample.splitlines()[0] if sample else ""
+    if "domain" in match_columns(next(csv.reader([header_line], dialect=dialect), [])):
+        return dialect
+    for delimiter in DELIMITERS:
+        if "domain" in match_columns(next(csv.reader([header_line], delimiter=delimiter), [])):
+            return csv.excel_tab if delimiter == "\t" else _Delimited(delimiter)
+    return dialect
+
+
+class _Delimited(csv.excel):
+    def __init__(self, delimiter: str) -> None:
+        super().__init__()
+        self.delimiter = delimiter
 
 
 def _parse(reader: Iterator[list[str]]) -> tuple[list[CompanyRow], list[Rejected]]:
@@ -73,9 +103,16 @@ def _parse(reader: Iterator[list[str]]) -> tuple[list[CompanyRow], list[Rejected
         fail("the CSV file is empty")
     columns = match_columns(header)
     if "domain" not in columns:
-        fail(f"no domain column in the header (expected one of: {', '.join(COLUMNS['domain'][:4])})")
+        seen = ", ".join(repr(h) for h in header)
+        if len(seen) > 200:
+            seen = seen[:197] + "..."
+        fail(
+            f"no domain column in the header (expected one of: {', '.join(COLUMNS['domain'][:4])}; "
+            f"the header read was: {seen})"
+        )
     good: list[CompanyRow] = []
     bad: list[Rejected] = []
+    first_line: dict[str, int] = {}  # normalised domain -> the line that brought it
     for cells in reader:
         line = reader.line_num  # type: ignore[attr-defined]
         if not any(c.strip() for c in cells):
@@ -92,6 +129,10 @@ def _parse(reader: Iterator[list[str]]) -> tuple[list[CompanyRow], list[Rejected
         except InvalidInput as exc:
             bad.append(Rejected(line, str(exc)))
             continue
+        if normalised in first_line:
+            bad.append(Rejected(line, f"duplicate of line {first_line[normalised]} ({normalised})", duplicate=True))
+            continue
+        first_line[normalised] = line
         good.append(
             CompanyRow(
                 name=cell("name") or normalised,
@@ -116,7 +157,8 @@ def import_(
     ),
     project: str = typer.Option(..., "--project", help="Project id."),
 ) -> None:
-    """Import companies from a CSV file; rows without a usable domain are reported and skipped."""
+    """Import companies from a CSV file (comma, semicolon or tab separated, UTF-8). Rows without a
+    usable domain, and repeats of a domain earlier in the file, are reported by line and skipped."""
     project_id = parse_id(project)
     rows, rejected = read_rows(file)
     for r in rejected:
@@ -134,4 +176,8 @@ def import_(
             return inserted, skipped
 
     inserted, skipped = run(main)
-    print(f"inserted {inserted}, skipped {skipped} (already in the project), rejected {len(rejected)}")
+    duplicates = sum(r.duplicate for r in rejected)
+    print(
+        f"inserted {inserted}, skipped {skipped} (already in the project), "
+        f"duplicates {duplicates} (in the file), rejected {len(rejected) - duplicates}"
+    )

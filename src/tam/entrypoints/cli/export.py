@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import enum
 import os
+import re
 import tempfile
 from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
@@ -36,7 +37,12 @@ class Table(enum.StrEnum):
     CONTACTS = "contacts"
 
 
-def cell(value: Any) -> str:
+# OWASP "CSV injection": a cell a spreadsheet would run as a formula gets a leading single quote.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+_RANGE = re.compile(r"^\s*(\d+)\s*,\s*(\d*)\s*$")  # "51,200" (as DiscoLike writes it), "10001,"
+
+
+def cell(value: Any, column: str = "") -> str:
     if value is None:
         return ""
     if isinstance(value, bool):
@@ -45,7 +51,15 @@ def cell(value: Any) -> str:
         return value.isoformat()
     if isinstance(value, enum.Enum):
         return str(value.value)
-    return str(value)
+    text = str(value)
+    if column == "employee_range" and (match := _RANGE.match(text)):
+        low, high = match.groups()
+        text = f"{low}-{high}" if high else f"{low}+"
+    return neutralised(text)
+
+
+def neutralised(text: str) -> str:
+    return "'" + text if text.startswith(FORMULA_STARTS) else text
 
 
 def register(app: typer.Typer) -> None:
@@ -96,7 +110,7 @@ async def company_rows(
         while True:
             page = await repo.list(project_id, status=status, limit=PAGE, offset=offset)
             for company in page.items:
-                yield [cell(getattr(company, c)) for c in COMPANY_COLUMNS]
+                yield [cell(getattr(company, c), c) for c in COMPANY_COLUMNS]
             offset += len(page.items)
             if not page.items or offset >= page.total:
                 break
@@ -117,14 +131,16 @@ async def contact_rows(container: Container, project_id: UUID, statuses: set[str
                 "company_name": company.name if company else None,
                 "company_domain": company.domain if company else None,
             }
-            yield [cell(extra[c] if c in extra else getattr(contact, c)) for c in CONTACT_COLUMNS]
+            yield [cell(extra[c] if c in extra else getattr(contact, c), c) for c in CONTACT_COLUMNS]
         offset += len(page.items)
         if not page.items or offset >= page.total:
             break
 
 
 def write_csv(output: Path, columns: Sequence[str], rows: list[list[str]]) -> int:
-    """Write atomically: a failed export never leaves half a file where the old one was."""
+    """Write atomically (a failed export never leaves half a file where the old one was), as UTF-8
+    with a byte order mark, which Excel needs to read "Müller" or "東京" right (Google Sheets and
+    Python's utf-8-sig skip it), readable by others like any new file (0666 less the umask: 0644)."""
     if str(output) == "-":
         import sys
 
@@ -137,7 +153,8 @@ def write_csv(output: Path, columns: Sequence[str], rows: list[list[str]]) -> in
         fail(f"cannot write {output}: directory {target.parent} does not exist")
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
     try:
-        with os.fdopen(fd, "w", newline="", encoding="utf-8") as handle:
+        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes it 0600
+        with os.fdopen(fd, "w", newline="", encoding="utf-8-sig") as handle:
             writer = csv.writer(handle)
             writer.writerow(columns)
             writer.writerows(rows)
@@ -146,3 +163,9 @@ def write_csv(output: Path, columns: Sequence[str], rows: list[list[str]]) -> in
         Path(tmp).unlink(missing_ok=True)
         fail(f"cannot write {output}: {exc.strerror or exc}")
     return len(rows)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
