@@ -12,6 +12,7 @@ from dependency_injector import containers, providers
 
 from tam.adapters.brightdata import BrightDataLinkedinChecker
 from tam.adapters.claude import ClaudeQualifier
+from tam.adapters.claude_batches import ClaudeBatchQualifier
 from tam.adapters.claude_forecast import ClaudeUsageForecaster
 from tam.adapters.discolike import DiscolikeCompanySource
 from tam.adapters.dramatiq_dispatch import ACTOR_NAMES, QUEUE, DramatiqJobDispatcher, build_redis_broker
@@ -128,8 +129,19 @@ def _claude_forecaster(settings: Settings) -> ClaudeUsageForecaster:
     return ClaudeUsageForecaster(lambda project, company, _retry: qualifier._request(project, company))
 
 
+def _claude_batches(settings: Settings) -> ClaudeBatchQualifier:
+    """Message Batches with the very requests and answer reading of the online ClaudeQualifier."""
+    qualifier = ClaudeQualifier(api_key=None, model=settings.tam_claude_model)
+    return ClaudeBatchQualifier(qualifier, api_key=settings.anthropic_api_key, base_url=settings.anthropic_base_url)
+
+
+def _no_batches() -> None:
+    return None  # the sandbox simulates online calls only
+
+
 def _estimate_settings(settings: Settings) -> EstimateSettings:
     return EstimateSettings(
+        batch_available=settings.tam_providers == "live",
         qualify_mode=settings.tam_qualify_mode,
         batch_min=settings.tam_qualify_batch_min,
         source_max_records=settings.tam_source_companies_max_records,
@@ -268,6 +280,11 @@ class Container(containers.DeclarativeContainer):
             ),
         ),
     )
+    batch_qualifier = providers.Selector(
+        providers_kind,
+        sandbox=providers.Callable(_no_batches),
+        live=providers.Resource(_closing, providers.Factory(_claude_batches, settings)),
+    )
     forecaster = providers.Selector(
         providers_kind,
         sandbox=providers.Singleton(SandboxUsageForecaster),
@@ -298,6 +315,11 @@ class Container(containers.DeclarativeContainer):
                 clock,
                 settings.provided.tam_qualify_concurrency,
                 forecaster=forecaster,
+                batches=batch_qualifier,
+                jobs=jobs,
+                mode=settings.provided.tam_qualify_mode,
+                batch_min=settings.provided.tam_qualify_batch_min,
+                poll_interval=settings.provided.tam_qualify_batch_poll,
             ),
             JobType.FIND_CONTACTS: providers.Factory(
                 FindContacts,

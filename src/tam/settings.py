@@ -60,6 +60,7 @@ class Settings(BaseSettings):
     # tam_qualify_batch_min pending companies.
     tam_qualify_mode: Literal["online", "batch", "auto"] = "auto"
     tam_qualify_batch_min: int = Field(1000, ge=1)
+    tam_qualify_batch_poll: float = Field(30.0, gt=0, le=3600)  # seconds between looks at a running batch
 
     # JSON overriding the built-in price table (tam.domain.pricing): per model USD per million tokens,
     # per provider USD per unit (Prospeo credit, Bright Data record, DiscoLike record).

@@ -13,6 +13,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from tam_fakes.anthropic_batches import routes as batch_routes
 from tam_fakes.base import CountInFlight, FakeState, arrive, unit
 
 _ERROR_TYPES = {
@@ -152,5 +153,7 @@ def create_app(state: FakeState) -> Any:
         }
         return JSONResponse(message, headers=headers)
 
-    app = Starlette(routes=[Route("/v1/messages", messages, methods=["POST"])])
+    app = Starlette(
+        routes=[Route("/v1/messages", messages, methods=["POST"]), *batch_routes(state, messages, authorised)]
+    )
     return CountInFlight(app, state)

@@ -32,3 +32,16 @@ async def test_a_budget_is_stored_and_outlives_progress_and_the_end(store: Store
 async def test_budget_of_an_unknown_job_is_not_found(store: Stores) -> None:
     with pytest.raises(NotFound):
         await store.jobs.set_budget(uuid4(), 1.0)
+
+
+async def test_a_batch_id_is_stored_read_back_and_cleared(store: Stores) -> None:
+    project = await store.projects.add(Project(name="p", icp="icp"))
+    job = await store.jobs.add(Job(project_id=project.id, job_type=JobType.QUALIFY))
+    assert (await store.jobs.get(job.id)).batch_id is None
+    await store.jobs.set_batch(job.id, "msgbatch_0123")
+    await store.jobs.start(job.id, T0)
+    assert (await store.jobs.get(job.id)).batch_id == "msgbatch_0123"
+    await store.jobs.set_batch(job.id, None)
+    assert (await store.jobs.get(job.id)).batch_id is None
+    with pytest.raises(NotFound):
+        await store.jobs.set_batch(uuid4(), "msgbatch_x")

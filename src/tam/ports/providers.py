@@ -9,7 +9,7 @@ Results may carry `pressure` (from the vendor's rate-limit headers): NEAR when l
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 from uuid import UUID
@@ -130,3 +130,44 @@ class UsageForecaster(Protocol):
         the same job already wrote the shared prompt prefix to the cache. `output_tokens`: the
         output per call measured on earlier jobs, if any (else the adapter's own guess)."""
         ...
+
+
+@dataclass(frozen=True, slots=True)
+class BatchProgress:
+    """A Message Batch's `request_counts`; `ended` once every request has its result."""
+
+    batch_id: str
+    ended: bool
+    processing: int = 0
+    succeeded: int = 0
+    errored: int = 0
+    canceled: int = 0
+    expired: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class BatchAnswer:
+    """One company's result in a batch: a verdict, or `retry` (errored for a passing reason, expired,
+    canceled: ask again), or a permanent `error`. `usage` is billed at batch price."""
+
+    company_id: UUID
+    verdict: Verdict | None = None
+    error: str | None = None
+    retry: bool = False
+    usage: Usage = NO_USAGE
+
+
+class BatchQualifier(Protocol):
+    max_requests: int
+
+    async def submit(self, project: Project, companies: Sequence[Company]) -> str:
+        """Create one Message Batch asking about each company (at most `max_requests`); its id."""
+        ...
+
+    async def progress(self, batch_id: str) -> BatchProgress: ...
+
+    def answers(self, batch_id: str) -> AsyncIterator[BatchAnswer]:
+        """The results of an ended batch, streamed (not in request order)."""
+        ...
+
+    async def cancel(self, batch_id: str) -> None: ...

@@ -159,6 +159,10 @@ class JobRepo(Protocol):
         """Set the most the job may spend, in US dollars (None: no cap)."""
         ...
 
+    async def set_batch(self, job_id: UUID, batch_id: str | None) -> None:
+        """Remember the Message Batch the job waits on (None: it waits on none)."""
+        ...
+
     async def claim_task(self, job_id: UUID, task_id: str) -> str:
         """Set the job's task id unless it has one; return the task id it ends up with."""
         ...

@@ -232,6 +232,10 @@ class MemoryJobRepo:
     async def get(self, job_id: UUID) -> Job:
         return _get(self._db.jobs, job_id, "job")
 
+    async def set_batch(self, job_id: UUID, batch_id: str | None) -> None:
+        job = _get(self._db.jobs, job_id, "job")
+        self._db.jobs[job_id] = replace(job, batch_id=batch_id, updated_at=_now())
+
     async def set_budget(self, job_id: UUID, max_cost_usd: float | None) -> None:
         job = _get(self._db.jobs, job_id, "job")
         self._db.jobs[job_id] = replace(job, max_cost_usd=max_cost_usd, updated_at=_now())

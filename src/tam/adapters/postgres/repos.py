@@ -285,6 +285,11 @@ class PostgresJobRepo(_Repo):
             "select * from tam_finish_job($1, $2, $3, $4, $5)", job_id, status.value, message, error, at
         )
 
+    async def set_batch(self, job_id: UUID, batch_id: str | None) -> None:
+        await self._one(
+            "job", job_id, "update tam_job_queue set batch_id = $2 where id = $1 returning id", job_id, batch_id
+        )
+
     async def set_budget(self, job_id: UUID, max_cost_usd: float | None) -> None:
         await self._one(
             "job", job_id, "update tam_job_queue set max_cost_usd = $2 where id = $1 returning id", job_id, max_cost_usd

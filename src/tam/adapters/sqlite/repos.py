@@ -331,6 +331,9 @@ class SqliteJobRepo(_Repo):
         )
         return await self.get(job_id)
 
+    async def set_batch(self, job_id: UUID, batch_id: str | None) -> None:
+        await self._update(job_id, "update tam_job_queue set batch_id = :batch where id = :id", batch=batch_id)
+
     async def set_budget(self, job_id: UUID, max_cost_usd: float | None) -> None:
         await self._update(job_id, "update tam_job_queue set max_cost_usd = :cap where id = :id", cap=max_cost_usd)
 

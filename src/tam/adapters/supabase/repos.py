@@ -318,6 +318,11 @@ class SupabaseJobRepo(_Repo):
             },
         )
 
+    async def set_batch(self, job_id: UUID, batch_id: str | None) -> None:
+        update = self._client.table("tam_job_queue").update({"batch_id": batch_id}).eq("id", str(job_id))
+        if not (await call(update.execute)).data:
+            raise NotFound(f"job {job_id} not found")
+
     async def set_budget(self, job_id: UUID, max_cost_usd: float | None) -> None:
         update = self._client.table("tam_job_queue").update({"max_cost_usd": max_cost_usd}).eq("id", str(job_id))
         if not (await call(update.execute)).data:

@@ -2,12 +2,23 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from tam.domain.model import NO_USAGE, Company, Job, Project, Provider, QualificationStatus
+from tam.domain.model import (
+    NO_USAGE,
+    Company,
+    Job,
+    PermanentItemError,
+    Project,
+    Provider,
+    QualificationStatus,
+    Usage,
+)
 from tam.domain.services.calls import ProviderCalls
+from tam.domain.services.estimate import EstimateSettings, QualifyMode, qualify_mode
+from tam.domain.services.qualify_batch import BatchRun
 from tam.domain.services.step import Outcome, Totals
-from tam.ports.providers import LLMQualifier, UsageForecaster
+from tam.ports.providers import BatchQualifier, LLMQualifier, UsageForecaster, Verdict
 from tam.ports.runtime import Clock
-from tam.ports.storage import CompanyRepo, QualificationRecord
+from tam.ports.storage import CompanyRepo, JobRepo, QualificationRecord
 
 
 class QualifyCompanies:
@@ -20,6 +31,9 @@ class QualifyCompanies:
     # A crash loses the buffered verdicts (those companies are asked again), so the buffer is
     # also written as soon as it holds this many: at most this many paid answers are ever at risk.
     max_buffered = 10
+    # In batch mode the answers stay in the batch (stored with the job) until all are stored, so a crash
+    # puts none at risk: bigger writes.
+    max_buffered_batch = 1000
 
     def __init__(
         self,
@@ -28,8 +42,19 @@ class QualifyCompanies:
         clock: Clock,
         workers: int,
         forecaster: UsageForecaster | None = None,  # the worst case of each call, for budgets
+        batches: BatchQualifier | None = None,  # Message Batches, when the deployment has them
+        jobs: JobRepo | None = None,  # where a batch id is kept (with batches)
+        mode: QualifyMode = "online",
+        batch_min: int = 1000,
+        poll_interval: float = 30.0,
     ) -> None:
         self._forecaster = forecaster
+        self._batches = batches
+        self._jobs = jobs
+        self._mode = mode
+        self._batch_min = batch_min
+        self._poll = poll_interval
+        self._batch: BatchRun | None = None
         self._companies = companies
         self._qualifier = qualifier
         self._clock = clock
@@ -40,19 +65,42 @@ class QualifyCompanies:
         return self._workers
 
     async def plan(self, project: Project, job: Job) -> Sequence[Company]:
-        return await self._companies.pending_qualification(project.id)
+        pending = await self._companies.pending_qualification(project.id)
+        self._batch = None
+        if self._batches is not None and self._jobs is not None and job.max_cost_usd is None and pending:
+            # A budget admits calls one by one, so a capped job runs online.
+            wanted = EstimateSettings(qualify_mode=self._mode, batch_min=self._batch_min, batch_available=True)
+            if job.batch_id is not None or qualify_mode(wanted, len(pending)) == "batch":
+                self._batch = BatchRun(
+                    self._jobs, self._batches, self._clock, job, project, pending, self._poll, self._show
+                )
+        return pending
+
+    def _show(self, text: str | None) -> None:
+        self.verb = f"{text}; qualified" if text else "Qualified"
 
     def weight(self, item: Company) -> int:
         return 1
 
     async def process(self, project: Project, item: Company, calls: ProviderCalls) -> Outcome:
+        spent = NO_USAGE
+        if self._batch is not None:
+            answer = await self._batch.answer(item)
+            if answer is not None and answer.verdict is not None:
+                return await self._record(item, answer.verdict, answer.usage, self.max_buffered_batch)
+            if answer is not None and not answer.retry:
+                raise PermanentItemError(Provider.CLAUDE, answer.error or "Claude batch request failed")
+            spent = answer.usage if answer is not None else NO_USAGE  # then asked again online
         worst = self._forecaster.qualify_call(project, item, warm_cache=False).worst if self._forecaster else NO_USAGE
         verdict = await calls.call(Provider.CLAUDE, lambda: self._qualifier.qualify(project, item), worst)
+        return await self._record(item, verdict, spent + verdict.usage, self.max_buffered)
+
+    async def _record(self, item: Company, verdict: Verdict, usage: Usage, cap: int) -> Outcome:
         status = QualificationStatus.QUALIFIED if verdict.qualified else QualificationStatus.DISQUALIFIED
         self._verdicts.append(QualificationRecord(item.id, status, verdict.reason, self._clock.now()))
-        if len(self._verdicts) >= self.max_buffered:
+        if len(self._verdicts) >= cap:
             await self.flush()
-        return Outcome(usage=verdict.usage, tally={status.value: 1})
+        return Outcome(usage=usage, tally={status.value: 1})
 
     async def fail(self, project: Project, item: Company, reason: str) -> None:
         await self._companies.record_qualification(item.id, QualificationStatus.ERROR, reason, self._clock.now())

@@ -1,0 +1,131 @@
+"""Qualify in batch mode through the real ClaudeBatchQualifier against the fake Message Batches API:
+verdicts, batch pricing, errored and expired requests asked again online, a retried attempt polling
+the same batch (the fake counts creates), and cancel."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from tam.containers import Container, provide
+from tam.domain.model import Job, JobStatus, JobType, NewCompany, Project, QualificationStatus, TimeLimitExceeded
+from tam_fakes import FakeServer
+from tam_fakes.anthropic import expected_qualified
+from tam_fakes.anthropic_batches import batches
+from tests.contract.provider_fakes import KEY
+from tests.contract.test_providers_live_e2e import live_settings, make_container
+
+__all__ = ["make_container"]  # the fixture, re-exported for pytest
+
+
+async def _project(container: Container, name: str, n: int) -> Project:
+    project = await (await provide(container.projects)).add(Project(name=name, icp="B2B SaaS for logistics teams"))
+    companies = [
+        NewCompany(name=f"Co {i}", domain=f"co{i}.example", description=f"Routing software, {i % 7} offices")
+        for i in range(n)
+    ]
+    await (await provide(container.companies)).add_many(project.id, companies)
+    return project
+
+
+def _container(make: Any, anthropic: FakeServer, **changes: Any) -> Container:
+    fakes = {v: anthropic for v in ("anthropic", "prospeo", "brightdata", "discolike")}
+    return make(live_settings(fakes, tam_qualify_batch_poll=0.05, **changes))  # type: ignore[no-any-return]
+
+
+async def _run(container: Container, project: Project, time_limit: float = 60, last: bool = True) -> Job:
+    job = await (await provide(container.jobs)).add(Job(project_id=project.id, job_type=JobType.QUALIFY))
+    return await (await provide(container.runner)).run(job.id, time_limit=time_limit, last_attempt=last)  # type: ignore[no-any-return]
+
+
+async def _stored(container: Container, project: Project) -> dict[str, QualificationStatus]:
+    page = await (await provide(container.companies)).list(project.id, limit=1000)
+    return {c.domain: c.qualification_status for c in page.items}
+
+
+def _expected(n: int) -> dict[str, QualificationStatus]:
+    return {
+        f"co{i}.example": QualificationStatus.QUALIFIED
+        if expected_qualified(f"co{i}.example")
+        else QualificationStatus.DISQUALIFIED
+        for i in range(n)
+    }
+
+
+async def test_a_batch_qualifies_every_company_once_at_half_the_online_price(make_container: Any) -> None:
+    with FakeServer("anthropic", api_key=KEY, options={"batch_seconds": 0.3}) as anthropic:
+        online = _container(make_container, anthropic, tam_qualify_mode="online")
+        first = await _run(online, await _project(online, "Online", 30))
+        assert first.status is JobStatus.COMPLETED
+        assert len(anthropic.state.calls("/v1/messages")) == 30
+
+        batch = _container(make_container, anthropic, tam_qualify_mode="batch")
+        project = await _project(batch, "Batchy", 30)  # same length of name: the same prompt tokens
+        job = await _run(batch, project)
+        assert job.status is JobStatus.COMPLETED, job.error
+        assert job.items_done == 30 and job.batch_id is None
+        assert batches(anthropic.state).creates == 1
+        assert len(anthropic.state.calls("/v1/messages")) == 30  # no online call for the batch
+        assert await _stored(batch, project) == _expected(30)
+        assert all(unit.startswith("claude_batch_") for unit in job.usage.counts)
+        assert {k.replace("claude_batch_", "claude_"): v for k, v in job.usage.counts.items()} == dict(
+            first.usage.counts
+        )
+        prices = await provide(batch.prices)
+        assert prices.cost(job.usage) == pytest.approx(prices.cost(first.usage) / 2)
+
+
+async def test_errored_and_expired_requests_are_asked_again_online(make_container: Any) -> None:
+    options = {"batch_seconds": 0.2, "batch_error_rate": 0.2, "batch_expire_rate": 0.15}
+    with FakeServer("anthropic", api_key=KEY, options=options) as anthropic:
+        container = _container(make_container, anthropic, tam_qualify_mode="auto", tam_qualify_batch_min=10)
+        project = await _project(container, "Retry", 40)
+        job = await _run(container, project)
+        assert job.status is JobStatus.COMPLETED, job.error
+        assert await _stored(container, project) == _expected(40)
+        online = len(anthropic.state.calls("/v1/messages"))
+        assert 0 < online < 40  # only the errored and expired ones
+        assert job.usage.counts["claude_output_tokens"] > 0 and job.usage.counts["claude_batch_output_tokens"] > 0
+
+
+async def test_a_retried_attempt_polls_the_same_batch(make_container: Any) -> None:
+    with FakeServer("anthropic", api_key=KEY, options={"batch_seconds": 1.5}) as anthropic:
+        container = _container(make_container, anthropic, tam_qualify_mode="batch")
+        project = await _project(container, "Resume", 25)
+        jobs = await provide(container.jobs)
+        job = await jobs.add(Job(project_id=project.id, job_type=JobType.QUALIFY))
+        runner = await provide(container.runner)
+        with pytest.raises(TimeLimitExceeded):  # the attempt ends while the batch is still running
+            await runner.run(job.id, time_limit=0.5, last_attempt=False)
+        stored = await jobs.get(job.id)
+        assert stored.status is JobStatus.RUNNING and stored.batch_id is not None
+        assert batches(anthropic.state).creates == 1
+
+        done = await runner.run(job.id, time_limit=30)
+        assert done.status is JobStatus.COMPLETED, done.error
+        assert batches(anthropic.state).creates == 1  # the same batch, polled again
+        assert await _stored(container, project) == _expected(25)
+        assert len(anthropic.state.calls("/v1/messages")) == 0
+
+
+async def test_cancelling_the_job_cancels_the_batch(make_container: Any) -> None:
+    with FakeServer("anthropic", api_key=KEY, options={"batch_seconds": 30}) as anthropic:
+        container = _container(make_container, anthropic, tam_qualify_mode="batch")
+        project = await _project(container, "Cancel", 20)
+        jobs = await provide(container.jobs)
+        job = await jobs.add(Job(project_id=project.id, job_type=JobType.QUALIFY))
+        running = asyncio.create_task((await provide(container.runner)).run(job.id, time_limit=60))
+        for _ in range(200):
+            if (await jobs.get(job.id)).batch_id:
+                break
+            await asyncio.sleep(0.05)
+        clock = await provide(container.clock)
+        await jobs.cancel(job.id, clock.now())
+        ended = await asyncio.wait_for(running, 20)
+        assert ended.status is JobStatus.CANCELLED
+        (fake_batch,) = batches(anthropic.state).store.values()
+        assert fake_batch.cancel_initiated_at is not None
+        assert len(anthropic.state.calls("/v1/messages")) == 0  # nothing asked online instead
+        assert set((await _stored(container, project)).values()) == {QualificationStatus.PENDING}
