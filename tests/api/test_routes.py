@@ -63,6 +63,7 @@ def test_lists_search_with_q_and_combine_it_with_status_and_paging() -> None:
         contacts = client.get(f"{base}/contacts", params={"q": "anyone", "emailStatus": "verified"}, headers=AUTH)
         bad_status = client.get(f"{base}/contacts", params={"emailStatus": "maybe"}, headers=AUTH)
         too_long = client.get(f"{base}/companies", params={"q": "x" * 201}, headers=AUTH)
+        nul = client.get(f"{base}/contacts", params={"q": "a\x00b"}, headers=AUTH)
 
     assert (north["total"], [c["name"] for c in north["items"]]) == (1, ["Northwind"])
     assert ones["total"] == 11 and len(ones["items"]) == 5  # c1, c10..c19
@@ -71,6 +72,7 @@ def test_lists_search_with_q_and_combine_it_with_status_and_paging() -> None:
     assert contacts.json() == {"items": [], "total": 0}
     assert bad_status.status_code == 400 and "emailStatus" in bad_status.json()["error"]
     assert too_long.status_code == 400 and "q" in too_long.json()["error"]
+    assert nul.status_code == 400 and "q" in nul.json()["error"]
 
 
 def test_project_errors() -> None:

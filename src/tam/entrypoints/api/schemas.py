@@ -282,7 +282,12 @@ class Page(_Query):
 
 Search = Annotated[
     str | None,
-    Field(max_length=200, description="Only rows containing this text (case-insensitive); blank: no search"),
+    # No NUL: PostgreSQL text cannot hold one, so it is a 400 here rather than a storage error.
+    Field(
+        max_length=200,
+        pattern=r"^[^\x00]*$",
+        description="Only rows containing this text (case-insensitive); blank: no search",
+    ),
 ]
 
 
