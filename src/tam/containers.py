@@ -222,6 +222,7 @@ class Container(containers.DeclarativeContainer):
                 ClaudeQualifier,
                 api_key=settings.provided.anthropic_api_key,
                 model=settings.provided.tam_claude_model,
+                effort=settings.provided.tam_claude_effort,
                 base_url=settings.provided.anthropic_base_url,
                 concurrency=settings.provided.tam_qualify_concurrency,
             ),

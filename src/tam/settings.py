@@ -20,6 +20,8 @@ class Settings(BaseSettings):
     anthropic_api_key: SecretStr | None = None
     anthropic_base_url: str | None = None
     tam_claude_model: str = "claude-sonnet-5-5"
+    # output_config.effort on models that take it; a model without the level gets the next lower one.
+    tam_claude_effort: Literal["low", "medium", "high", "xhigh", "max"] = "low"
     prospeo_api_key: SecretStr | None = None
     prospeo_base_url: str = "https://api.prospeo.io"
     bright_data_api_key: SecretStr | None = None

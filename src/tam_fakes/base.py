@@ -18,7 +18,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-FAULT_KINDS = ("429", "500", "502", "503", "529", "timeout", "garbage", "malformed", "bad_schema", "no_credits")
+FAULT_KINDS = (
+    "429", "500", "502", "503", "529", "timeout", "garbage", "malformed", "bad_schema", "no_credits",
+    "max_tokens", "refusal",
+)  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,7 +199,7 @@ async def arrive(
         return body, None, None
     if fault.kind == "garbage":
         return body, None, Response('{"results": [{"person": ', media_type="application/json")
-    if fault.kind in ("malformed", "bad_schema", "no_credits"):
+    if fault.kind in ("malformed", "bad_schema", "no_credits", "max_tokens", "refusal"):
         return body, fault, None
     headers = {"retry-after": f"{fault.retry_after:g}"} if fault.retry_after is not None else {}
     return body, None, error(int(fault.kind), fault.kind, headers)

@@ -34,7 +34,8 @@ def fake(vendor: str) -> Iterator[FakeServer]:
 def live_adapter(kind: str, url: str, key: str | None = KEY, **extra: Any) -> Any:
     common: dict[str, Any] = {"api_key": key, "base_url": url}
     if kind == "claude":
-        return ClaudeQualifier(model=extra.pop("model", "claude-sonnet-5-5"), timeout=READ_TIMEOUT, **common, **extra)
+        model, timeout = extra.pop("model", "claude-sonnet-5-5"), extra.pop("timeout", READ_TIMEOUT)
+        return ClaudeQualifier(model=model, timeout=timeout, **common, **extra)
     if kind == "prospeo_search":
         return ProspeoPersonSearch(read_timeout=READ_TIMEOUT, **common, **extra)
     if kind == "prospeo_enrich":

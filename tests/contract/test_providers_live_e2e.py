@@ -135,8 +135,15 @@ async def test_all_five_steps_run_live_against_the_fakes(fakes: dict[str, FakeSe
     assert usage[JobType.SOURCE_COMPANIES] == {"discolike_records": 25}
     assert usage[JobType.REFINE_DISCOLIKE] == {"discolike_records": 11}
     claude = usage[JobType.QUALIFY]
-    assert claude["claude_input_tokens"] > 0 and claude["claude_output_tokens"] == 30 * len(sourced)
+    billed = fakes["anthropic"].state.options["usage"]
+    assert claude == {
+        "claude_input_tokens": billed["input_tokens"],
+        "claude_output_tokens": billed["output_tokens"],
+        "claude_cache_read_tokens": billed["cache_read_input_tokens"],
+        "claude_cache_write_tokens": billed["cache_creation_input_tokens"],
+    }
     assert claude["claude_cache_write_tokens"] > 0 and claude["claude_cache_read_tokens"] > 0
+    assert len(fakes["anthropic"].state.calls("/v1/messages")) == len(sourced)
     assert usage[JobType.FIND_CONTACTS] == {"prospeo_credits": fakes["prospeo"].state.options["credits_used"]}
     assert usage[JobType.CHECK_LINKEDIN] == {"brightdata_records": fakes["brightdata"].state.options["records_billed"]}
     total = sum((job.usage for job in jobs.values()), Usage())

@@ -1,13 +1,32 @@
-"""ClaudeQualifier: one Messages call per company, structured output {qualified, reason}."""
+"""ClaudeQualifier: one Messages call per company, answered as a verdict object {qualified, reason}.
+
+The request shape comes from the model's row in claude_models (structured outputs or a forced tool,
+effort and room for thinking, the cache minimum); `request_params` builds it for one company and
+`read_message` turns a Message into a verdict and usage, so a batch of requests can reuse both.
+
+Stop reasons (https://platform.claude.com/docs/en/build-with-claude/handling-stop-reasons):
+- `end_turn` / `tool_use`: the verdict is read by block type (a `thinking` block may come first:
+  https://platform.claude.com/docs/en/models/sonnet-5-5/migration-guide);
+- `max_tokens`: thinking and answer together filled `max_tokens`; one retry with twice the room, then
+  a permanent item error saying so;
+- `refusal`: a permanent item error with the refusal's category and explanation (`stop_details`:
+  https://platform.claude.com/docs/en/test-and-evaluate/strengthen-guardrails/handle-streaming-refusals).
+Every call's tokens, and each max_tokens stop and refusal, are counted in the usage.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import json
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from tam.adapters.http import classify_status, excerpt, is_account_problem, missing_key, reveal
+from tam.adapters.claude_cache import PrefixWarmup, prefix_key, worth_caching
+from tam.adapters.claude_models import profile_for
+from tam.adapters.claude_prompt import system_blocks, system_text
+from tam.adapters.http import classify_status, excerpt, missing_key, reveal
 from tam.domain.model import (
+    NO_USAGE,
     Company,
     CredentialError,
     PermanentItemError,
@@ -35,18 +54,16 @@ VERDICT_SCHEMA: dict[str, Any] = {
     "additionalProperties": False,
 }
 
-RULES = """You qualify companies for a B2B go-to-market team against the ideal customer profile (ICP) below.
-Rules:
-- Judge only from the facts given (name, domain, description, country, size) and what the domain implies.
-- qualified = true only when the company plausibly matches the ICP's industry, customer type and size.
-- When the facts are too thin to tell, answer qualified = false and say what is missing.
-- reason: at most two short sentences naming the facts that decided it. No preamble.
-- Answer with the verdict object only."""
 
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """One Message read: the verdict, or `problem` saying why there is none; its stop reason; usage."""
 
-def uses_forced_tool(model: str) -> bool:
-    """Sonnet 4.x predates structured outputs on some ids; newer models refuse forced tools."""
-    return model.startswith("claude-sonnet-4-")
+    usage: Usage
+    stop_reason: str
+    qualified: bool | None = None
+    reason: str = ""
+    problem: str | None = None
 
 
 class ClaudeQualifier(LLMQualifier):
@@ -56,21 +73,26 @@ class ClaudeQualifier(LLMQualifier):
         api_key: Any,
         model: str,
         base_url: str | None = None,
+        effort: str = "low",
         concurrency: int = 10,
         timeout: float = 60.0,
         connect_timeout: float = 5.0,
-        max_tokens: int = 300,
         malformed_retries: int = 1,
+        max_tokens_retries: int = 1,
+        warm_cache_first: bool = True,
     ) -> None:
         self._api_key = reveal(api_key)
         self._model = model
+        self._profile = profile_for(model)
+        self._effort = self._profile.effort_for(effort)
         self._base_url = base_url
         self._concurrency = concurrency
         self._timeout = timeout
         self._connect_timeout = connect_timeout
-        self._max_tokens = max_tokens
         self._malformed_retries = malformed_retries
-        self._forced_tool = uses_forced_tool(model)
+        self._max_tokens_retries = max_tokens_retries
+        self._warm_first = warm_cache_first
+        self._warmup = PrefixWarmup()
         self._client: AsyncAnthropic | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -91,65 +113,79 @@ class ClaudeQualifier(LLMQualifier):
             self._loop = loop
         return self._client
 
-    async def qualify(self, project: Project, company: Company) -> Verdict:
-        usage = Usage()
-        attempts = 1 + self._malformed_retries
-        problem = ""
-        for _ in range(attempts):
-            try:
-                message, pressure = await self._create(project, company)
-                usage = usage + _usage(message)
-                qualified, reason = self._verdict(message)
-            except ValueError as exc:  # unparseable body or a verdict that does not fit the schema
-                problem = str(exc) or type(exc).__name__
-                continue
-            return Verdict(qualified, reason, usage, pressure)
-        raise PermanentItemError(PROVIDER, f"Claude gave no usable verdict after {attempts} tries: {problem}")
-
-    def _request(self, project: Project, company: Company) -> dict[str, Any]:
-        system = [
-            {
-                "type": "text",
-                "text": f"{RULES}\n\nICP of project {project.name!r}:\n{project.icp.strip()}",
-                # The rules and ICP are the same for every company of a job: cache them.
-                "cache_control": {"type": "ephemeral"},
-            }
-        ]
-        request: dict[str, Any] = {
+    def request_params(self, project: Project, company: Company, *, attempt: int = 0) -> dict[str, Any]:
+        """The Messages request body for one company; `attempt` n > 0 gives 2^n times the room."""
+        profile = self._profile
+        prefix = system_text(project.name, project.icp)
+        params: dict[str, Any] = {
             "model": self._model,
-            "max_tokens": self._max_tokens,
-            "system": system,
+            "max_tokens": profile.max_tokens(self._effort, attempt),
+            "system": system_blocks(project.name, project.icp, cache=worth_caching(profile, prefix)),
             "messages": [{"role": "user", "content": describe(company)}],
         }
-        if self._forced_tool:
-            request["tools"] = [
+        output_config: dict[str, Any] = {}
+        if self._effort is not None:
+            output_config["effort"] = self._effort
+        if profile.structured_outputs:
+            output_config["format"] = {"type": "json_schema", "schema": VERDICT_SCHEMA}
+        else:  # older models: the verdict comes as the input of a tool the model must call
+            params["tools"] = [
                 {"name": TOOL_NAME, "description": "Record the qualification verdict.", "input_schema": VERDICT_SCHEMA}
             ]
-            request["tool_choice"] = {"type": "tool", "name": TOOL_NAME}
-        else:
-            request["output_config"] = {"format": {"type": "json_schema", "schema": VERDICT_SCHEMA}}
-        return request
+            params["tool_choice"] = {"type": "tool", "name": TOOL_NAME}
+        if output_config:
+            params["output_config"] = output_config
+        if profile.thinks_by_default:
+            params["thinking"] = {"type": "adaptive"}  # the default, said explicitly; effort sets its depth
+        return params
 
-    async def _create(self, project: Project, company: Company) -> tuple[Any, Pressure]:
+    async def qualify(self, project: Project, company: Company) -> Verdict:
+        usage, room, malformed = NO_USAGE, 0, 0
+        while True:
+            message, pressure = await self._create(self.request_params(project, company, attempt=room))
+            answer = read_message(message)
+            usage = usage + answer.usage
+            if answer.stop_reason == "refusal":
+                raise PermanentItemError(PROVIDER, f"Claude refused to answer: {answer.problem}", usage=usage)
+            if answer.stop_reason == "max_tokens":
+                params_max = self._profile.max_tokens(self._effort, room)
+                if room < self._max_tokens_retries:
+                    room += 1
+                    continue
+                raise PermanentItemError(
+                    PROVIDER,
+                    f"Claude's answer was cut off at max_tokens {params_max} after {room + 1} tries: "
+                    f"thinking at effort {self._effort or 'default'} and the verdict did not fit",
+                    usage=usage,
+                )
+            if answer.problem is not None:
+                malformed += 1
+                if malformed <= self._malformed_retries:
+                    continue
+                raise PermanentItemError(
+                    PROVIDER, f"Claude gave no usable verdict after {malformed} tries: {answer.problem}", usage=usage
+                )
+            assert answer.qualified is not None
+            return Verdict(answer.qualified, answer.reason, usage, pressure)
+
+    async def _create(self, params: dict[str, Any]) -> tuple[Any, Pressure]:
         import anthropic
 
         client = self._ensure()
-        while True:
-            forced = self._forced_tool
-            try:
-                raw = await client.messages.with_raw_response.create(**self._request(project, company))
+        cached = self._warm_first and any("cache_control" in block for block in params["system"])
+        key = prefix_key(self._model, params["system"][0]["text"]) if cached else None
+        try:
+            async with self._warmup.call(key):
+                raw = await client.messages.with_raw_response.create(**params)
                 return await raw.parse(), self._pressure(raw.headers)
-            except anthropic.APITimeoutError as exc:
-                raise TransientProviderError(PROVIDER, "Claude: request timed out") from exc
-            except anthropic.APIConnectionError as exc:
-                raise TransientProviderError(PROVIDER, f"Claude: connection failed ({type(exc).__name__})") from exc
-            except anthropic.APIStatusError as exc:
-                if not forced and _refuses_structured_output(exc):
-                    self._forced_tool = True  # this model has no structured outputs: use the forced tool
-                    continue
-                raise self._status_error(exc) from exc
-            except anthropic.APIResponseValidationError as exc:
-                raise ValueError("malformed response body") from exc
+        except anthropic.APITimeoutError as exc:
+            raise TransientProviderError(PROVIDER, "Claude: request timed out") from exc
+        except anthropic.APIConnectionError as exc:
+            raise TransientProviderError(PROVIDER, f"Claude: connection failed ({type(exc).__name__})") from exc
+        except anthropic.APIStatusError as exc:
+            raise self._status_error(exc) from exc
+        except (anthropic.APIResponseValidationError, ValueError):  # a body that is not a Message
+            return None, Pressure.EASY  # read_message reports it; it is retried once
 
     def _pressure(self, headers: Any) -> Pressure:
         """NEAR when the rate limit is nearly spent: fewer requests left than a tenth of the calls this
@@ -169,43 +205,53 @@ class ClaudeQualifier(LLMQualifier):
             return error
         return PermanentItemError(PROVIDER, f"Claude: HTTP {status} {excerpt(body, 160)}")
 
-    def _verdict(self, message: Any) -> tuple[bool, str]:
-        data: Any = None
-        for block in message.content:
-            if block.type == "tool_use" and block.name == TOOL_NAME:
-                data = block.input
-                break
-            if block.type == "text" and block.text.strip():
-                try:
-                    data = json.loads(block.text)
-                except ValueError:
-                    raise ValueError(f"not JSON: {excerpt(block.text, 80)!r}") from None
-                break
-        if not isinstance(data, dict):
-            raise ValueError(f"no verdict in the answer (stop_reason {message.stop_reason})")
-        qualified, reason = data.get("qualified"), data.get("reason")
-        if not isinstance(qualified, bool) or not isinstance(reason, str) or not reason.strip():
-            raise ValueError(f"answer does not fit the schema: {excerpt(json.dumps(data), 80)}")
-        return qualified, reason.strip()
-
     async def aclose(self) -> None:
         client, self._client = self._client, None
         if client is not None and self._loop is asyncio.get_running_loop():
             await client.close()
 
 
-def describe(company: Company) -> str:
-    lines = [f"Company: {company.name}", f"Domain: {company.domain}"]
-    if company.description:
-        lines.append(f"Description: {company.description}")
-    if company.country:
-        lines.append(f"Country: {company.country}")
-    if company.employee_range:
-        lines.append(f"Employees: {company.employee_range}")
-    return "\n".join(lines)
+def read_message(message: Any) -> Answer:
+    """A Message (or None for a body that did not parse) as a verdict or the reason there is none."""
+    if message is None:
+        return Answer(NO_USAGE, "malformed", problem="malformed response body")
+    usage = message_usage(message)
+    stop = str(message.stop_reason or "")
+    if stop == "refusal":
+        details = getattr(message, "stop_details", None)
+        category = getattr(details, "category", None) or "no category given"
+        explanation = getattr(details, "explanation", None) or "no explanation given"
+        return Answer(usage + Usage.of(claude_refusals=1), stop, problem=f"{category}: {explanation}")
+    if stop == "max_tokens":
+        return Answer(usage + Usage.of(claude_max_tokens_stops=1), stop, problem="cut off at max_tokens")
+    try:
+        qualified, reason = _verdict(message)
+    except ValueError as exc:
+        return Answer(usage, stop, problem=str(exc) or type(exc).__name__)
+    return Answer(usage, stop, qualified, reason)
 
 
-def _usage(message: Any) -> Usage:
+def _verdict(message: Any) -> tuple[bool, str]:
+    data: Any = None
+    for block in message.content:  # by type: thinking blocks may come first and are skipped
+        if block.type == "tool_use" and block.name == TOOL_NAME:
+            data = block.input
+            break
+        if block.type == "text" and block.text.strip():
+            try:
+                data = json.loads(block.text)
+            except ValueError:
+                raise ValueError(f"not JSON: {excerpt(block.text, 80)!r}") from None
+            break
+    if not isinstance(data, dict):
+        raise ValueError(f"no verdict in the answer (stop_reason {message.stop_reason})")
+    qualified, reason = data.get("qualified"), data.get("reason")
+    if not isinstance(qualified, bool) or not isinstance(reason, str) or not reason.strip():
+        raise ValueError(f"answer does not fit the schema: {excerpt(json.dumps(data), 80)}")
+    return qualified, reason.strip()
+
+
+def message_usage(message: Any) -> Usage:
     u = getattr(message, "usage", None)
     if u is None:
         return Usage()
@@ -217,6 +263,12 @@ def _usage(message: Any) -> Usage:
     )
 
 
-def _refuses_structured_output(exc: Any) -> bool:
-    body = exc.response.text
-    return int(exc.status_code) == 400 and "output_config" in body and not is_account_problem(body)
+def describe(company: Company) -> str:
+    lines = [f"Company: {company.name}", f"Domain: {company.domain}"]
+    if company.description:
+        lines.append(f"Description: {company.description}")
+    if company.country:
+        lines.append(f"Country: {company.country}")
+    if company.employee_range:
+        lines.append(f"Employees: {company.employee_range}")
+    return "\n".join(lines)

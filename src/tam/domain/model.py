@@ -298,7 +298,12 @@ class TransientProviderError(ProviderError):
 
 
 class PermanentItemError(ProviderError):
-    """This item cannot be processed (bad input, malformed answer); the job goes on."""
+    """This item cannot be processed (bad input, malformed answer); the job goes on. `usage` is what
+    the paid calls that came to nothing cost, so the job's usage still counts it."""
+
+    def __init__(self, provider: str, message: str, *, usage: Usage = NO_USAGE) -> None:
+        super().__init__(provider, message)
+        self.usage = usage
 
 
 class CredentialError(ProviderError):

@@ -88,11 +88,22 @@ class QualifyCompanies:
             answer = await self._batch.answer(item)
             if answer is not None and answer.verdict is not None:
                 return await self._record(item, answer.verdict, answer.usage, self.max_buffered_batch)
-            if answer is not None and not answer.retry:
-                raise PermanentItemError(Provider.CLAUDE, answer.error or "Claude batch request failed")
+            if answer is not None and not answer.retry:  # a refusal, say: the item fails, its usage counts
+                if not answer.usage:
+                    raise PermanentItemError(Provider.CLAUDE, answer.error or "Claude batch request failed")
+                await self.fail(project, item, answer.error or "Claude batch request failed")
+                return Outcome(done=0, failed=self.weight(item), usage=answer.usage)
             spent = answer.usage if answer is not None else NO_USAGE  # then asked again online
         worst = self._forecaster.qualify_call(project, item, warm_cache=False).worst if self._forecaster else NO_USAGE
-        verdict = await calls.call(Provider.CLAUDE, lambda: self._qualifier.qualify(project, item), worst)
+        try:
+            verdict = await calls.call(Provider.CLAUDE, lambda: self._qualifier.qualify(project, item), worst)
+        except PermanentItemError as exc:
+            if not (spent + exc.usage):
+                raise
+            # Paid calls that came to nothing (a refusal, an answer cut at max_tokens): the item
+            # fails as the runner would fail it, and the job's usage still counts what they cost.
+            await self.fail(project, item, str(exc))
+            return Outcome(done=0, failed=self.weight(item), usage=spent + exc.usage)
         return await self._record(item, verdict, spent + verdict.usage, self.max_buffered)
 
     async def _record(self, item: Company, verdict: Verdict, usage: Usage, cap: int) -> Outcome:

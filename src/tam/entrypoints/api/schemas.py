@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Annotated
 from uuid import UUID
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, computed_field
 from pydantic.alias_generators import to_camel
 
 from tam.domain.model import (
@@ -137,6 +137,17 @@ class JobOut(_Response):
     created_at: datetime | None
     started_at: datetime | None
     finished_at: datetime | None
+
+    @computed_field(  # type: ignore[prop-decorator]
+        description="Share of the job's Claude input tokens that were read from the prompt cache: cache "
+        "reads / (uncached input + cache writes + cache reads), 0 to 1; null before any Claude call"
+    )
+    @property
+    def cache_hit_ratio(self) -> float | None:
+        u = self.usage
+        read = u.get("claude_cache_read_tokens", 0)
+        total = u.get("claude_input_tokens", 0) + u.get("claude_cache_write_tokens", 0) + read
+        return round(read / total, 4) if total else None
 
 
 class JobList(_Response):
