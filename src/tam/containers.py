@@ -125,8 +125,11 @@ async def _closing(adapter: Any) -> AsyncIterator[Any]:
 
 def _claude_forecaster(settings: Settings) -> ClaudeUsageForecaster:
     """Forecasts from the requests a ClaudeQualifier of these settings would send (it makes no call)."""
-    qualifier = ClaudeQualifier(api_key=None, model=settings.tam_claude_model)
-    return ClaudeUsageForecaster(lambda project, company, _retry: qualifier._request(project, company))
+    qualifier = ClaudeQualifier(api_key=None, model=settings.tam_claude_model, effort=settings.tam_claude_effort)
+    # One retry may follow an answer cut at max_tokens, with twice the room (ClaudeQualifier.qualify).
+    return ClaudeUsageForecaster(
+        lambda project, company, retry: qualifier.request_params(project, company, attempt=retry), bigger_retries=1
+    )
 
 
 def _claude_batches(settings: Settings) -> ClaudeBatchQualifier:
