@@ -80,7 +80,9 @@ async def test_a_budget_stops_the_job_before_it_could_pass_and_a_later_job_resum
         project = await _project(container, "Capped", 80, seed=5)
         prices = await provide(container.prices)
         dispatch = await provide(container.dispatch_job)
-        cap = 0.015  # the 80 cost about $0.035; one call's worst case (two tries at max_tokens) ~ $0.007
+        # The 80 cost about $0.2; one call's worst case (two tries filling max_tokens 2048, then 4096,
+        # with a prompt of ~3,000 tokens written to the cache each time) is about $0.1.
+        cap = 0.15
 
         job, _ = await dispatch.create(project.id, JobType.QUALIFY, max_cost_usd=cap)
         await (await provide(container.dispatcher)).join()
