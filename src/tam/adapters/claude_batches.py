@@ -20,7 +20,7 @@ from collections.abc import AsyncIterator, Sequence
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
-from tam.adapters.claude import PROVIDER, SETTING, ClaudeQualifier, _usage
+from tam.adapters.claude import PROVIDER, SETTING, ClaudeQualifier, read_message
 from tam.adapters.http import missing_key, reveal
 from tam.domain.model import Company, Project, TransientProviderError, Usage
 from tam.domain.pricing import batch_unit
@@ -94,7 +94,7 @@ class ClaudeBatchQualifier(BatchQualifier):
         if not 1 <= len(companies) <= self.max_requests:
             raise ValueError(f"a batch holds 1 to {self.max_requests} requests, not {len(companies)}")
         client = self._ensure()
-        build = self._qualifier._request
+        build = self._qualifier.request_params
         requests = [{"custom_id": custom_id(c.id), "params": build(project, c)} for c in companies]
         batch = await self._call(lambda: client.messages.batches.create(requests=requests))  # type: ignore[arg-type]
         return str(batch.id)
@@ -125,13 +125,14 @@ class ClaudeBatchQualifier(BatchQualifier):
 
     def _answer(self, company_id: UUID, result: Any) -> BatchAnswer:
         if result.type == "succeeded":
-            message = result.message
-            usage = batch_usage(_usage(message))
-            try:
-                qualified, reason = self._qualifier._verdict(message)
-            except ValueError as exc:  # an answer that does not fit the schema: asked again online
-                return BatchAnswer(company_id, error=str(exc), retry=True, usage=usage)
-            return BatchAnswer(company_id, Verdict(qualified, reason, usage), usage=usage)
+            answer = read_message(result.message)
+            usage = batch_usage(answer.usage)
+            if answer.stop_reason == "refusal":  # the same request online would be refused again
+                return BatchAnswer(company_id, error=f"Claude refused to answer: {answer.problem}", usage=usage)
+            if answer.problem is not None or answer.qualified is None:
+                # cut at max_tokens or not fitting the schema: asked again online (with more room)
+                return BatchAnswer(company_id, error=answer.problem, retry=True, usage=usage)
+            return BatchAnswer(company_id, Verdict(answer.qualified, answer.reason, usage), usage=usage)
         if result.type == "errored":
             error = getattr(getattr(result, "error", None), "error", None)
             kind = str(getattr(error, "type", "api_error"))

@@ -139,14 +139,17 @@ class JobOut(_Response):
     finished_at: datetime | None
 
     @computed_field(  # type: ignore[prop-decorator]
-        description="Share of the job's Claude input tokens that were read from the prompt cache: cache "
-        "reads / (uncached input + cache writes + cache reads), 0 to 1; null before any Claude call"
+        description="Share of the job's Claude input tokens (online and batched) that were read from the "
+        "prompt cache: cache reads / (uncached input + cache writes + cache reads), 0 to 1; null before any "
+        "Claude call"
     )
     @property
     def cache_hit_ratio(self) -> float | None:
-        u = self.usage
-        read = u.get("claude_cache_read_tokens", 0)
-        total = u.get("claude_input_tokens", 0) + u.get("claude_cache_write_tokens", 0) + read
+        def tokens(kind: str) -> int:  # online and batched calls alike
+            return self.usage.get(f"claude_{kind}_tokens", 0) + self.usage.get(f"claude_batch_{kind}_tokens", 0)
+
+        read = tokens("cache_read")
+        total = tokens("input") + tokens("cache_write") + read
         return round(read / total, 4) if total else None
 
 
