@@ -26,7 +26,7 @@ from tam.adapters.postgres import PostgresCompanyRepo, PostgresJobRepo, Postgres
 from tam.adapters.postgres.connection import connect
 from tam.domain.model import Job, JobStatus, JobType, NewCompany, Project
 from tests.contract.test_security_roles import READ_TABLES, TAM_ROUTINES, TAM_TABLES, exposures
-from tests.support.postgres import SUPABASE_DEFAULT_PRIVILEGES, SUPABASE_ROLES, as_role, database_url
+from tests.support.postgres import SUPABASE_DEFAULT_PRIVILEGES, SUPABASE_ROLES, as_role, database_url, run_sync
 
 pytestmark = pytest.mark.slow
 
@@ -35,6 +35,15 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+async def _accepts_sessions(url: str) -> bool:
+    try:
+        conn = await asyncpg.connect(url, timeout=5)
+    except (TimeoutError, OSError, asyncpg.PostgresError):
+        return False
+    await conn.close()
+    return True
 
 
 @pytest.fixture(scope="module")
@@ -77,15 +86,11 @@ def private_server() -> Iterator[str]:
     )
     url = f"postgresql://postgres@127.0.0.1:{port}/postgres"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                assert server.poll() is None, (root / "server.log").read_text()
-                assert time.monotonic() < deadline, "private PostgreSQL did not start"
-                time.sleep(0.1)
+        deadline = time.monotonic() + 120
+        while not run_sync(_accepts_sessions(url)):  # a listening socket is not enough: "starting up"
+            assert server.poll() is None, (root / "server.log").read_text()
+            assert time.monotonic() < deadline, "private PostgreSQL did not start"
+            time.sleep(0.2)
         yield url
     finally:
         os.killpg(server.pid, signal.SIGINT)  # fast shutdown of the process group we started
