@@ -14,6 +14,7 @@ from typing import Any
 
 
 def _serve(vendor: str, knobs: dict[str, Any], conn: Connection) -> None:
+    from tam_fakes.anthropic_batches import batches
     from tam_fakes.server import FakeServer
 
     with FakeServer(vendor, **knobs) as fake:
@@ -32,6 +33,7 @@ def _serve(vendor: str, knobs: dict[str, Any], conn: Connection) -> None:
                         "cpu_s": time.process_time(),  # the fake's own CPU (server thread included)
                         "peak_in_flight": state.peak_in_flight,
                         **{k: v for k, v in state.options.items() if isinstance(v, int | float)},
+                        "batch_creates": batches(state).creates,
                     }
                 )
             elif command == "reset":

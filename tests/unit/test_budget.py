@@ -45,3 +45,15 @@ async def test_a_call_that_cannot_fit_with_nothing_in_flight_is_refused() -> Non
     with pytest.raises(BudgetReached):
         await asyncio.wait_for(waiting, 1)
     assert budget.spent_usd + budget.reserved_usd <= 10.0
+
+
+async def test_sums_that_do_not_return_to_zero_in_floating_point_still_refuse() -> None:
+    # 0.1 + 0.2 - 0.1 - 0.2 is not 0.0 in floating point: a waiting call must not wait forever on it.
+    budget = Budget(0.35, PriceTable("x", units={"prospeo_credits": 0.1, "brightdata_records": 0.2}), Usage())
+    a = await budget.reserve(Usage.of(prospeo_credits=1))
+    b = await budget.reserve(Usage.of(brightdata_records=1))
+    waiting = asyncio.create_task(budget.reserve(Usage.of(brightdata_records=1)))
+    await budget.settle(a, Usage.of(prospeo_credits=1))
+    await budget.settle(b, Usage.of(brightdata_records=1))
+    with pytest.raises(BudgetReached):
+        await asyncio.wait_for(waiting, 1)

@@ -23,6 +23,7 @@ class Budget:
         self._prices = prices
         self.spent_usd = prices.cost(spent)  # what earlier attempts of the job already used
         self.reserved_usd = 0.0
+        self._holders = 0  # calls holding money: counted, since float sums never quite return to 0
         self._settled = asyncio.Condition()
 
     async def reserve(self, worst: Usage) -> float:
@@ -32,14 +33,16 @@ class Budget:
         amount = self._prices.cost(worst)
         async with self._settled:
             while self.spent_usd + self.reserved_usd + amount > self.limit_usd:
-                if self.reserved_usd <= 0:
+                if self._holders == 0:
                     raise BudgetReached(self.limit_usd)
                 await self._settled.wait()
             self.reserved_usd += amount
+            self._holders += 1
         return amount
 
     async def settle(self, held: float, used: Usage) -> None:
         async with self._settled:
-            self.reserved_usd = max(0.0, self.reserved_usd - held)
+            self._holders -= 1
+            self.reserved_usd = max(0.0, self.reserved_usd - held) if self._holders else 0.0
             self.spent_usd += self._prices.cost(used)
             self._settled.notify_all()
