@@ -19,7 +19,7 @@ def test_demo_runs_all_five_steps_and_prints_a_summary() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     out = result.stdout
     assert "Summary" in out
-    for label in ("Source companies", "Qualify", "Find contacts", "Check LinkedIn", "Refine"):
+    for label in ("sourceCompanies", "qualify", "findContacts", "checkLinkedin", "refineDiscolike"):
         assert label in out
     assert out.count("completed") >= 5
     assert "Added 40 new companies" in out

@@ -196,7 +196,11 @@ def build_openapi() -> dict[str, Any]:
     }
     return {
         "openapi": "3.1.0",
-        "info": {"title": "tam", "version": "1", "description": "Dispatch and follow TAM jobs (design section 5)."},
+        "info": {
+            "title": "tam",
+            "version": "1",
+            "description": "Build TAM lists: create projects, import companies, dispatch and follow jobs.",
+        },
         "paths": paths,
         "components": {
             "schemas": components,

@@ -39,13 +39,18 @@ SAMPLE = Project(
     employee_range="51,500",
 )
 
-STEPS = (
-    (JobType.SOURCE_COMPANIES, "Source companies"),
-    (JobType.QUALIFY, "Qualify"),
-    (JobType.FIND_CONTACTS, "Find contacts"),
-    (JobType.CHECK_LINKEDIN, "Check LinkedIn"),
-    (JobType.REFINE_DISCOLIKE, "Refine (lookalikes)"),
+# Each step under its one name, the job type that `tam run`, `tam jobs`, the API and the logs show.
+STEPS = tuple(
+    (t, t.value)
+    for t in (
+        JobType.SOURCE_COMPANIES,
+        JobType.QUALIFY,
+        JobType.FIND_CONTACTS,
+        JobType.CHECK_LINKEDIN,
+        JobType.REFINE_DISCOLIKE,
+    )
 )
+NARROW = 100  # below this many columns the bars leave out the rate and the time left
 
 
 class RateColumn(TextColumn):
@@ -122,16 +127,17 @@ async def run_demo(container: Container, kept: bool = False) -> list[StepResult]
         where = settings.tam_sqlite_path if kept else f"{settings.tam_sqlite_path} (temporary; --db PATH keeps it)"
         console.print(f"[bold]tam demo[/]: project [cyan]{project.name}[/], simulated providers")
         console.print(f"SQLite database: {where}")
+        narrow = console.width < NARROW
+        used = 15 + 12 + 7 + 7 + 4 if narrow else 15 + 20 + 7 + 8 + 7 + 7 + 6  # columns and gaps
         bars = Progress(
-            TextColumn("{task.description}", table_column=Column(min_width=19, no_wrap=True)),
-            BarColumn(bar_width=20),
+            TextColumn("{task.description}", table_column=Column(min_width=15, no_wrap=True)),
+            BarColumn(bar_width=12 if narrow else 20),
             MofNCompleteColumn(table_column=Column(min_width=7, no_wrap=True)),
-            RateColumn(table_column=Column(min_width=8, no_wrap=True)),
-            TimeRemainingColumn(),
+            *(() if narrow else (RateColumn(table_column=Column(min_width=8, no_wrap=True)), TimeRemainingColumn())),
             TimeElapsedColumn(),
             TextColumn(
                 "[dim]{task.fields[message]}",
-                table_column=Column(no_wrap=True, overflow="ellipsis", max_width=max(12, console.width - 72)),
+                table_column=Column(no_wrap=True, overflow="ellipsis", max_width=max(8, console.width - used - 1)),
             ),
             console=console,
         )

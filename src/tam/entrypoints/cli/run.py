@@ -7,6 +7,7 @@ import contextlib
 import signal
 import sys
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from uuid import UUID
 
 import typer
@@ -14,7 +15,7 @@ from dependency_injector import providers
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from tam.containers import Container, provide
-from tam.domain.model import InvalidInput, Job, JobStatus, JobType
+from tam.domain.model import Conflict, InvalidInput, Job, JobStatus, JobType
 from tam.domain.services.estimate import Estimate, EstimateJob
 from tam.domain.services.runner import RunnerSettings
 from tam.entrypoints.cli.session import ensure_project, fail, load_settings, opened, parse_id, run, wide_console
@@ -25,11 +26,11 @@ INTERRUPTED = 130
 
 
 def step_names() -> str:
-    return ", ".join(t.snake.replace("_", "-") for t in JobType)
+    return ", ".join(t.value for t in JobType)
 
 
 def parse_step(text: str) -> JobType:
-    """`findContacts`, `find_contacts` and `find-contacts` are one step."""
+    """`findContacts` is the step's one name in every output; `find_contacts` and `find-contacts` work too."""
     try:
         return JobType.parse(text.strip().replace("-", "_"))
     except InvalidInput:
@@ -39,7 +40,7 @@ def parse_step(text: str) -> JobType:
 def register(app: typer.Typer) -> None:
     @app.command("run")
     def run_step(
-        step: str = typer.Argument(..., metavar="STEP", help=f"One of: {step_names()} (camelCase works too)."),
+        step: str = typer.Argument(..., metavar="STEP", help=f"One of: {step_names()}."),
         project: str = typer.Option(..., "--project", help="Project id."),
         detach: bool = typer.Option(False, "--detach", help="Only dispatch to the workers and print the job id."),
         max_cost: float | None = typer.Option(
@@ -47,6 +48,9 @@ def register(app: typer.Typer) -> None:
         ),
         estimate: bool = typer.Option(
             False, "--estimate", help="Print what the job would cost (items, calls, tokens, dollars) and run nothing."
+        ),
+        follow: bool = typer.Option(
+            False, "--follow", help="If the step already has a pending or running job, follow that one."
         ),
     ) -> None:
         """Run one step of the pipeline as a job and follow its progress (Ctrl-C offers to cancel it)."""
@@ -58,25 +62,77 @@ def register(app: typer.Typer) -> None:
         settings = load_settings()
         if detach and settings.redis_url is None:
             fail("--detach needs REDIS_URL and a running `tam worker`; without them the job runs in this process")
-        code = run(lambda: _run(project_id, job_type, detach, embedded=settings.redis_url is None, max_cost=max_cost))
+        embedded = settings.redis_url is None
+        code = run(lambda: _run(project_id, job_type, detach, embedded=embedded, max_cost=max_cost, follow=follow))
         if code:
             raise typer.Exit(code)
 
 
 async def _run(
-    project_id: UUID, job_type: JobType, detach: bool, *, embedded: bool, max_cost: float | None = None
+    project_id: UUID,
+    job_type: JobType,
+    detach: bool,
+    *,
+    embedded: bool,
+    max_cost: float | None = None,
+    follow: bool = False,
 ) -> int:
     async with opened() as container:
         if embedded:  # smoother bars; the worker keeps its one write a second
             container.runner_settings.override(providers.Object(RunnerSettings(flush_interval=POLL_INTERVAL)))
         await ensure_project(container, project_id)
-        job, _task_id = await (await provide(container.dispatch_job)).create(project_id, job_type, max_cost)
+        jobs: JobRepo = await provide(container.jobs)
+        active = await active_job(jobs, project_id, job_type)
+        if active is not None and not (follow or await _offer_to_follow(active)):
+            fail(
+                f"{job_type.value} already has job {active.id} {active.status.value} "
+                f"({active.progress}%) in this project; follow it with `tam run {job_type.value} "
+                f"--project {project_id} --follow` or cancel it with `tam jobs cancel {active.id}`"
+            )
+        if active is not None:
+            job = active
+            if embedded:  # nothing else runs it: pick it up here, where it stopped
+                await _resume_here(container, job)
+        else:
+            try:
+                job, _task_id = await (await provide(container.dispatch_job)).create(project_id, job_type, max_cost)
+            except Conflict as exc:  # another `tam run` or the API started one just now
+                fail(f"{exc}; follow it with `tam run {job_type.value} --project {project_id} --follow`")
         if detach:
             print(job.id)
             return 0
         async with _embedded_jobs(container, embedded):
-            follower = JobFollower(container, await provide(container.jobs), embedded)
+            follower = JobFollower(container, jobs, embedded)
             return await follower.follow(job)
+
+
+async def active_job(jobs: JobRepo, project_id: UUID, job_type: JobType) -> Job | None:
+    """The step's pending or running job in the project, the newest if several."""
+    found = [j for j in await jobs.list(project_id) if j.job_type is job_type and not j.status.finished]
+    return max(found, key=lambda j: j.created_at or datetime.min.replace(tzinfo=UTC), default=None)
+
+
+async def _offer_to_follow(job: Job) -> bool:
+    if not sys.stdin.isatty():
+        return False
+    question = f"{job.job_type.value} already has job {job.id} {job.status.value}. Follow it?"
+    try:
+        return bool(await asyncio.to_thread(typer.confirm, question, default=True))
+    except (typer.Abort, EOFError):
+        return False
+
+
+async def _resume_here(container: Container, job: Job) -> None:
+    """Embedded mode: a job without a task is dispatched; one whose process has gone (no heartbeat for
+    TAM_WORKER_HEARTBEAT_TIMEOUT s) is dispatched again and resumes; one another `tam run` is running
+    is only followed."""
+    if job.task_id is None:
+        await (await provide(container.dispatch_job)).dispatch(job)
+        return
+    clock = await provide(container.clock)
+    beat = job.heartbeat_at or job.updated_at or job.created_at
+    if beat is None or (clock.now() - beat).total_seconds() >= container.settings().tam_worker_heartbeat_timeout:
+        await (await provide(container.dispatcher)).dispatch(job)
 
 
 async def _estimate(project_id: UUID, job_type: JobType) -> Estimate:
@@ -177,7 +233,10 @@ class JobFollower:
 
     def _report(self, job: Job) -> int:
         if job.status is JobStatus.COMPLETED:
-            print(f"job {job.id} completed: {job.message or ''}".rstrip(": "))
+            # wrapped at the terminal's width, like the bars above it
+            self._console.print(
+                f"job {job.id} completed: {job.message or ''}".rstrip(": "), markup=False, highlight=False
+            )
             return 0
         if job.status is JobStatus.CANCELLED:
             print(f"tam: job {job.id} was cancelled", file=sys.stderr)

@@ -22,8 +22,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Serve the HTTP API, the dashboard (/) and /metrics.
 
-        /healthz answers as soon as the port is bound; /readyz answers 503 naming the database or
-        Redis while either is unreachable, and 200 once both answer (they are retried, no restart)."""
+        /healthz answers once the port is bound; /readyz answers 503 naming what is down (database, Redis)."""
         import uvicorn
 
         from tam.entrypoints.api import create_app

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import NoReturn, TypeVar
@@ -70,5 +71,6 @@ async def _call(main: Callable[[], Awaitable[T]]) -> T:
 
 
 def wide_console() -> Console:
-    """A terminal keeps its width; a pipe gets room for whole UUIDs instead of rich's 80 columns."""
-    return Console() if sys.stdout.isatty() else Console(width=240)
+    """A terminal keeps its width (so does a set COLUMNS); a pipe gets room for whole UUIDs instead of
+    rich's 80 columns."""
+    return Console() if sys.stdout.isatty() or os.environ.get("COLUMNS") else Console(width=240)
