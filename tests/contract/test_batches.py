@@ -5,12 +5,23 @@ the same batch (the fake counts creates), and cancel."""
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 
 import pytest
 
+from tam.adapters import claude_batches
 from tam.containers import Container, provide
-from tam.domain.model import Job, JobStatus, JobType, NewCompany, Project, QualificationStatus, TimeLimitExceeded
+from tam.domain.model import (
+    Company,
+    Job,
+    JobStatus,
+    JobType,
+    NewCompany,
+    Project,
+    QualificationStatus,
+    TimeLimitExceeded,
+)
 from tam_fakes import FakeServer
 from tam_fakes.anthropic import expected_qualified
 from tam_fakes.anthropic_batches import batches
@@ -91,14 +102,14 @@ async def test_errored_and_expired_requests_are_asked_again_online(make_containe
 
 
 async def test_a_retried_attempt_polls_the_same_batch(make_container: Any) -> None:
-    with FakeServer("anthropic", api_key=KEY, options={"batch_seconds": 1.5}) as anthropic:
+    with FakeServer("anthropic", api_key=KEY, options={"batch_seconds": 6}) as anthropic:
         container = _container(make_container, anthropic, tam_qualify_mode="batch")
         project = await _project(container, "Resume", 25)
         jobs = await provide(container.jobs)
         job = await jobs.add(Job(project_id=project.id, job_type=JobType.QUALIFY))
         runner = await provide(container.runner)
         with pytest.raises(TimeLimitExceeded):  # the attempt ends while the batch is still running
-            await runner.run(job.id, time_limit=0.5, last_attempt=False)
+            await runner.run(job.id, time_limit=2.5, last_attempt=False)
         stored = await jobs.get(job.id)
         assert stored.status is JobStatus.RUNNING and stored.batch_id is not None
         assert batches(anthropic.state).creates == 1
@@ -129,3 +140,24 @@ async def test_cancelling_the_job_cancels_the_batch(make_container: Any) -> None
         assert fake_batch.cancel_initiated_at is not None
         assert len(anthropic.state.calls("/v1/messages")) == 0  # nothing asked online instead
         assert set((await _stored(container, project)).values()) == {QualificationStatus.PENDING}
+
+
+async def test_companies_past_one_batch_s_size_limit_go_in_the_next_batch(
+    make_container: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with FakeServer("anthropic", api_key=KEY, options={"batch_seconds": 0.1}) as anthropic:
+        container = _container(make_container, anthropic, tam_qualify_mode="batch")
+        project = await _project(container, "Chunks", 25)
+        one = len(json.dumps({"custom_id": "x" * 32, "params": _params(container, project)}))
+        monkeypatch.setattr(claude_batches, "MAX_BYTES", int(one * 1.1 * 10 / 0.9) + 1)  # ten requests a batch
+        job = await _run(container, project)
+        assert job.status is JobStatus.COMPLETED, job.error
+        assert batches(anthropic.state).creates == 3  # 10 + 10 + 5
+        assert await _stored(container, project) == _expected(25)
+        assert len(anthropic.state.calls("/v1/messages")) == 0
+
+
+def _params(container: Container, project: Project) -> dict[str, Any]:
+    qualifier = claude_batches.ClaudeQualifier(api_key=None, model="claude-sonnet-5-5")
+    company = NewCompany(name="Co 10", domain="co10.example", description="Routing software, 3 offices")
+    return qualifier.request_params(project, Company.create(project.id, company))

@@ -160,8 +160,12 @@ class BatchAnswer:
 class BatchQualifier(Protocol):
     max_requests: int
 
+    def capacity(self, project: Project, companies: Sequence[Company]) -> int:
+        """How many of `companies`, from the first, one batch can hold (request count and size limits)."""
+        ...
+
     async def submit(self, project: Project, companies: Sequence[Company]) -> str:
-        """Create one Message Batch asking about each company (at most `max_requests`); its id."""
+        """Create one Message Batch asking about each company (at most `capacity`); its id."""
         ...
 
     async def progress(self, batch_id: str) -> BatchProgress: ...

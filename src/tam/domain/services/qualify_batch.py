@@ -44,7 +44,7 @@ class BatchRun:
         self._clock = clock
         self._job = job
         self._project = project
-        self._companies = list(companies[: batches.max_requests])  # the rest go online
+        self._companies = list(companies)
         self._poll = poll_interval
         self._on_progress = on_progress
         self._results: dict[UUID, asyncio.Future[BatchAnswer]] = {}
@@ -83,20 +83,33 @@ class BatchRun:
         return future.result()
 
     async def _drive(self) -> None:
+        """One batch at a time until every company has a result: a batch holds what fits in the
+        vendor's limits (100,000 requests, 256 MB), the next one the companies still without one."""
         try:
-            batch_id = self._job.batch_id
-            if batch_id is None:
-                batch_id = await self._batches.submit(self._project, self._companies)
-                await self._jobs.set_batch(self._job.id, batch_id)  # first, before anything else
-            if not await self._wait(batch_id):
-                await self._batches.cancel(batch_id)
+            batch_id = self._job.batch_id  # an earlier attempt's batch: poll it first
+            while True:
+                chunk: list[Company] | None = None
+                if batch_id is None:
+                    todo = [c for c in self._companies if not self._results[c.id].done()]
+                    if not todo:
+                        return
+                    chunk = todo[: max(1, self._batches.capacity(self._project, todo))]
+                    batch_id = await self._batches.submit(self._project, chunk)
+                    await self._jobs.set_batch(self._job.id, batch_id)  # first, before anything else
+                if not await self._wait(batch_id):
+                    await self._batches.cancel(batch_id)
+                    await self._jobs.set_batch(self._job.id, None)
+                    raise Stopped
+                async for answer in self._batches.answers(batch_id):
+                    future = self._results.get(answer.company_id)
+                    if future is not None and not future.done():
+                        future.set_result(answer)
                 await self._jobs.set_batch(self._job.id, None)
-                raise Stopped
-            async for answer in self._batches.answers(batch_id):
-                future = self._results.get(answer.company_id)
-                if future is not None and not future.done():
-                    future.set_result(answer)
-            await self._jobs.set_batch(self._job.id, None)
+                batch_id = None
+                for company in chunk or ():
+                    future = self._results[company.id]
+                    if not future.done():  # sent but no result came back: the caller asks online
+                        future.set_result(BatchAnswer(company.id, error="no result in the batch", retry=True))
         except BaseException as exc:
             error = exc if isinstance(exc, Exception) else Stopped()
             for future in self._results.values():
@@ -104,9 +117,6 @@ class BatchRun:
                     future.set_exception(error)
                     future.exception()  # retrieved here: the waiting workers raise it themselves
             raise
-        for company_id, future in self._results.items():
-            if not future.done():  # no result for it: the caller asks online
-                future.set_result(BatchAnswer(company_id, error="no result in the batch", retry=True))
 
     async def _wait(self, batch_id: str) -> bool:
         """Poll until the batch ends (True) or the job is cancelled (False)."""
