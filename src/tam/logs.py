@@ -97,6 +97,18 @@ class Redactor:
 
 
 _redactor = Redactor()
+_json_lines = False
+
+
+def say(message: str, *, warning: bool = False) -> None:
+    """A message for whoever started the command, on stderr: `tam: message` on a terminal, or a log
+    line when logs are JSON (servers), so that every line of the stream stays JSON."""
+    if _json_lines:
+        logger = structlog.get_logger("tam")
+        (logger.warning if warning else logger.info)(message)
+    else:
+        print(f"tam: {message}", file=sys.stderr)  # noqa: T201
+
 
 # Loggers that write one line per HTTP request (with URLs and headers), not events of ours: the
 # Anthropic SDK's client (`httpx2`) wrote one INFO line per Claude call.
@@ -132,6 +144,8 @@ def configure_logging(
     """Route structlog and stdlib logging (Dramatiq's and uvicorn's included) to one handler on
     `stream` (stderr): JSON lines for servers and workers, plain text for a terminal. Safe to call
     again (tests, re-configuration)."""
+    global _json_lines
+    _json_lines = json
     _redactor.secrets = Redactor(secrets).secrets
     shared: list[Processor] = [
         structlog.contextvars.merge_contextvars,

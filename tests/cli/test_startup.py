@@ -5,6 +5,7 @@ TCP forwarders to the shared ones."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -166,3 +167,5 @@ def test_serve_answers_with_the_database_and_redis_down_and_recovers(
             proc.wait()
     text = log.read_text()
     assert "Traceback" not in text, text
+    lines = [json.loads(line) for line in text.splitlines()]  # every line JSON, tam's own messages too
+    assert any(line["event"].startswith("serving on http://127.0.0.1:") for line in lines)

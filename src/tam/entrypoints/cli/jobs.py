@@ -6,6 +6,7 @@ from uuid import UUID
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from tam.containers import provide
 from tam.domain.model import Job, JobStatus
@@ -60,32 +61,38 @@ def jobs(
     columns = ["id", "project", "step", "status", "progress", "done", "failed", "cost", "message", "created"]
     if not wide:
         columns = [c for c in columns if c not in {"project", "created"}]
-    # a terminal narrower than WIDE gets no borders: two spaces between columns
+    rows = []
+    for job in found:
+        style = STATUS_STYLE[job.status]
+        rows.append(
+            {
+                "id": str(job.id) if wide else str(job.id)[:SHORT_ID],
+                "project": str(job.project_id)[:SHORT_ID],
+                "step": job.job_type.value,
+                "status": f"[{style}]{job.status.value}[/]",
+                "progress": f"{job.progress}%",
+                "done": f"{job.items_done}/{job.items_total}",
+                "failed": str(job.items_failed),
+                "cost": f"${prices.cost(job.usage):,.4f}",
+                "message": job.error or job.message or "",
+                "created": job.created_at.strftime("%Y-%m-%d %H:%M:%S") if job.created_at else "",
+            }
+        )
+    # A terminal narrower than WIDE gets no borders and one line a job: every column keeps its width
+    # and the message takes what is left, cut with an ellipsis.
     table = Table(show_header=True, header_style="bold") if wide else Table(header_style="bold", box=None)
     numeric = {"progress", "done", "failed", "cost"}
     for column in columns:
+        longest = max(len(column), *(len(Text.from_markup(r[column]).plain) for r in rows))
         table.add_column(
             column,
             justify="right" if column in numeric else "left",
-            no_wrap=column != "message",
+            no_wrap=not wide or column != "message",
             overflow="ellipsis" if column == "message" else "fold",
-            max_width=None if wide or column != "message" else 40,
+            min_width=None if column == "message" else longest,
         )
-    for job in found:
-        style = STATUS_STYLE[job.status]
-        cells = {
-            "id": str(job.id) if wide else str(job.id)[:SHORT_ID],
-            "project": str(job.project_id)[:SHORT_ID],
-            "step": job.job_type.value,
-            "status": f"[{style}]{job.status.value}[/]",
-            "progress": f"{job.progress}%",
-            "done": f"{job.items_done}/{job.items_total}",
-            "failed": str(job.items_failed),
-            "cost": f"${prices.cost(job.usage):,.4f}",
-            "message": job.error or job.message or "",
-            "created": job.created_at.strftime("%Y-%m-%d %H:%M:%S") if job.created_at else "",
-        }
-        table.add_row(*(cells[c] for c in columns))
+    for row in rows:
+        table.add_row(*(row[c] for c in columns))
     console.print(table)
 
 

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import secrets
-import sys
 from typing import Any
 
 import typer
 
 from tam.containers import build_container
 from tam.entrypoints.cli.session import load_settings
+from tam.logs import say
 
 LOCAL = "127.0.0.1"
 
@@ -32,10 +32,10 @@ def register(app: typer.Typer) -> None:
         if settings.service_api_key is None or not settings.service_api_key.get_secret_value():
             api_key = secrets.token_urlsafe(24)
             if host != LOCAL:
-                print(f"tam: SERVICE_API_KEY is not set, so binding {LOCAL} instead of {host}", file=sys.stderr)
+                say(f"SERVICE_API_KEY is not set, so binding {LOCAL} instead of {host}", warning=True)
                 host = LOCAL
             # Printed once on the terminal that started the server; never logged.
-            print(f"tam: SERVICE_API_KEY is not set; this run's key is {api_key}", file=sys.stderr)
+            say(f"SERVICE_API_KEY is not set; this run's key is {api_key}", warning=True)
         mode = "jobs go to Redis workers" if settings.redis_url else "jobs run in this process"
         # log_config=None: uvicorn keeps to the JSON logging the CLI set up
         config = uvicorn.Config(create_app(build_container(settings), api_key), host=host, port=port, log_config=None)
@@ -45,7 +45,7 @@ def register(app: typer.Typer) -> None:
         async def announced_startup(sockets: Any = None) -> None:
             await startup(sockets)
             if server.started:  # said once the port is bound, never before
-                print(f"tam: serving on http://{host}:{port} ({settings.tam_store} store, {mode})", file=sys.stderr)
+                say(f"serving on http://{host}:{port} ({settings.tam_store} store, {mode})")
 
         server.startup = announced_startup  # type: ignore[method-assign]
         server.run()
