@@ -5,7 +5,7 @@ Each rule is one function below, next to the page it comes from:
 - request checks (each a 400 `invalid_request_error`, or a 404 for an unknown model): `REQUEST_RULES`;
 - thinking counted against `max_tokens` by effort: `thinking_tokens`, `generate`;
 - prompt caching (minimum length, exact-prefix key, 5-minute or 1-hour lifetime, readable only once the
-  writing response has begun): `PromptCache`;
+  writing response has begun): `anthropic_cache.PromptCache`;
 - rate-limit headers: `rate_headers`.
 Token counts are characters divided by a per-model ratio: a stand-in for the tokenizer, close enough
 for the limits above (the Sonnet 5 tokenizer counts about 30% more tokens for the same text:
@@ -14,7 +14,6 @@ https://platform.claude.com/docs/en/models/sonnet-5/migration-guide).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 import threading
@@ -30,6 +29,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from tam_fakes.anthropic_batches import routes as batch_routes
+from tam_fakes.anthropic_cache import PromptCache
 from tam_fakes.base import CountInFlight, FakeState, arrive, unit
 
 _ERROR_TYPES = {
@@ -224,84 +224,6 @@ def thinking_tokens(body: dict[str, Any], rules: ModelRules, key: str) -> int:
     return low + int(unit("thinking", effort, key) * (high - low))
 
 
-# --- prompt caching -------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class CachePlan:
-    breakpoints: tuple[tuple[str, int, float], ...]  # (exact-prefix key, prefix tokens, lifetime s)
-    total_tokens: int
-    hit_at_arrival: int  # tokens of the longest prefix cached when the request arrived
-    min_tokens: int
-
-
-class PromptCache:
-    """https://platform.claude.com/docs/en/build-with-claude/prompt-caching : the cache key is the exact
-    prefix (tools, then system, then messages) up to a block marked `cache_control`; a prefix under the
-    model's minimum is not cached and says so only through zero counters; an entry lives 5 minutes
-    (`ttl: "1h"`: an hour), refreshed at each read; it is readable once the response that writes it has
-    begun, so requests that arrive before that miss."""
-
-    def __init__(self, clock: Callable[[], float]) -> None:
-        self._clock = clock
-        self._expires: dict[str, float] = {}
-        self._lock = threading.Lock()
-
-    def plan(self, model: str, rules: ModelRules, body: dict[str, Any]) -> CachePlan:
-        blocks = _blocks(body)
-        automatic = isinstance(body.get("cache_control"), dict)
-        marks: list[tuple[str, int, float]] = []
-        digest, tokens = hashlib.sha256(model.encode()), 0
-        for i, (block, control) in enumerate(blocks):
-            digest.update(json.dumps(block, sort_keys=True).encode())
-            tokens += count_tokens(rules, json.dumps(block) if "text" not in block else str(block["text"]))
-            if automatic and i == len(blocks) - 1:
-                control = control or body["cache_control"]
-            if control:
-                ttl = 3600.0 if control.get("ttl") == "1h" else 300.0
-                marks.append((digest.copy().hexdigest(), tokens, ttl))
-        with self._lock:
-            now = self._clock()
-            hit = max((n for key, n, _ in marks if self._expires.get(key, 0) > now), default=0)
-        return CachePlan(tuple(marks), tokens, hit, rules.cache_min_tokens)
-
-    def settle(self, plan: CachePlan) -> tuple[int, int]:
-        """At response time: (cache read tokens, cache write tokens); stores and refreshes entries."""
-        with self._lock:
-            now = self._clock()
-            read = plan.hit_at_arrival
-            write = 0
-            for key, tokens, ttl in plan.breakpoints:
-                if tokens < plan.min_tokens:
-                    continue  # under the minimum: nothing cached, no error
-                self._expires[key] = now + ttl
-                write = max(write, tokens - read)
-            return read, write
-
-
-def _blocks(body: dict[str, Any]) -> list[tuple[dict[str, Any], dict[str, Any] | None]]:
-    """Prompt blocks in cache order, each without its cache_control, with that control."""
-    out: list[tuple[dict[str, Any], dict[str, Any] | None]] = []
-
-    def add(block: Any) -> None:
-        if isinstance(block, str):
-            out.append(({"type": "text", "text": block}, None))
-        elif isinstance(block, dict):
-            control = block.get("cache_control")
-            out.append(({k: v for k, v in block.items() if k != "cache_control"}, control or None))
-
-    for tool in body.get("tools") or []:
-        add(tool)
-    system = body.get("system")
-    for block in [system] if isinstance(system, str) else system or []:
-        add(block)
-    for message in body.get("messages") or []:
-        content = message.get("content") if isinstance(message, dict) else None
-        for block in [content] if isinstance(content, str) else content or []:
-            add(block)
-    return out
-
-
 # --- the answer -----------------------------------------------------------------------------------------
 
 
@@ -418,8 +340,9 @@ def create_app(state: FakeState) -> Any:
     async def messages(request: Request) -> Response:
         # The cache is looked up on arrival and written when the answer is ready (after the latency).
         early = _peek(await request.body())
-        early_rules = MODELS.get(str(early.get("model"))) if isinstance(early, dict) else None
-        plan = cache.plan(str(early["model"]), early_rules, early) if early_rules and isinstance(early, dict) else None
+        plan = None
+        if isinstance(early, dict) and (known := MODELS.get(str(early.get("model")))) is not None:
+            plan = cache.plan(early, lambda text: count_tokens(known, text), known.cache_min_tokens)
         body, fault, answer = await arrive(request, state, authorised, _error)
         if answer is not None:
             return answer

@@ -2,7 +2,7 @@
 
 The request shape comes from the model's row in claude_models (structured outputs or a forced tool,
 effort and room for thinking, the cache minimum); `request_params` builds it for one company and
-`read_message` turns a Message into a verdict and usage, so a batch of requests can reuse both.
+`claude_answers.read_message` turns a Message into a verdict and usage, so a batch can reuse both.
 
 Stop reasons (https://platform.claude.com/docs/en/build-with-claude/handling-stop-reasons):
 - `end_turn` / `tool_use`: the verdict is read by block type (a `thinking` block may come first:
@@ -17,10 +17,9 @@ Every call's tokens, and each max_tokens stop and refusal, are counted in the us
 from __future__ import annotations
 
 import asyncio
-import json
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from tam.adapters.claude_answers import TOOL_NAME, VERDICT_SCHEMA, read_message
 from tam.adapters.claude_cache import PrefixWarmup, prefix_key, worth_caching
 from tam.adapters.claude_models import profile_for
 from tam.adapters.claude_prompt import system_blocks, system_text
@@ -33,7 +32,6 @@ from tam.domain.model import (
     Pressure,
     Project,
     TransientProviderError,
-    Usage,
 )
 from tam.ports.providers import LLMQualifier, Verdict
 
@@ -42,28 +40,6 @@ if TYPE_CHECKING:
 
 PROVIDER = "Claude"
 SETTING = "ANTHROPIC_API_KEY"
-TOOL_NAME = "record_verdict"
-
-VERDICT_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "properties": {
-        "qualified": {"type": "boolean", "description": "true when the company fits the ICP"},
-        "reason": {"type": "string", "description": "one or two sentences citing the deciding facts"},
-    },
-    "required": ["qualified", "reason"],
-    "additionalProperties": False,
-}
-
-
-@dataclass(frozen=True, slots=True)
-class Answer:
-    """One Message read: the verdict, or `problem` saying why there is none; its stop reason; usage."""
-
-    usage: Usage
-    stop_reason: str
-    qualified: bool | None = None
-    reason: str = ""
-    problem: str | None = None
 
 
 class ClaudeQualifier(LLMQualifier):
@@ -209,58 +185,6 @@ class ClaudeQualifier(LLMQualifier):
         client, self._client = self._client, None
         if client is not None and self._loop is asyncio.get_running_loop():
             await client.close()
-
-
-def read_message(message: Any) -> Answer:
-    """A Message (or None for a body that did not parse) as a verdict or the reason there is none."""
-    if message is None:
-        return Answer(NO_USAGE, "malformed", problem="malformed response body")
-    usage = message_usage(message)
-    stop = str(message.stop_reason or "")
-    if stop == "refusal":
-        details = getattr(message, "stop_details", None)
-        category = getattr(details, "category", None) or "no category given"
-        explanation = getattr(details, "explanation", None) or "no explanation given"
-        return Answer(usage + Usage.of(claude_refusals=1), stop, problem=f"{category}: {explanation}")
-    if stop == "max_tokens":
-        return Answer(usage + Usage.of(claude_max_tokens_stops=1), stop, problem="cut off at max_tokens")
-    try:
-        qualified, reason = _verdict(message)
-    except ValueError as exc:
-        return Answer(usage, stop, problem=str(exc) or type(exc).__name__)
-    return Answer(usage, stop, qualified, reason)
-
-
-def _verdict(message: Any) -> tuple[bool, str]:
-    data: Any = None
-    for block in message.content:  # by type: thinking blocks may come first and are skipped
-        if block.type == "tool_use" and block.name == TOOL_NAME:
-            data = block.input
-            break
-        if block.type == "text" and block.text.strip():
-            try:
-                data = json.loads(block.text)
-            except ValueError:
-                raise ValueError(f"not JSON: {excerpt(block.text, 80)!r}") from None
-            break
-    if not isinstance(data, dict):
-        raise ValueError(f"no verdict in the answer (stop_reason {message.stop_reason})")
-    qualified, reason = data.get("qualified"), data.get("reason")
-    if not isinstance(qualified, bool) or not isinstance(reason, str) or not reason.strip():
-        raise ValueError(f"answer does not fit the schema: {excerpt(json.dumps(data), 80)}")
-    return qualified, reason.strip()
-
-
-def message_usage(message: Any) -> Usage:
-    u = getattr(message, "usage", None)
-    if u is None:
-        return Usage()
-    return Usage.of(
-        claude_input_tokens=int(getattr(u, "input_tokens", 0) or 0),
-        claude_output_tokens=int(getattr(u, "output_tokens", 0) or 0),
-        claude_cache_read_tokens=int(getattr(u, "cache_read_input_tokens", 0) or 0),
-        claude_cache_write_tokens=int(getattr(u, "cache_creation_input_tokens", 0) or 0),
-    )
 
 
 def describe(company: Company) -> str:

@@ -23,7 +23,8 @@ from uuid import UUID
 
 import httpx
 
-from tam.adapters.claude import PROVIDER, SETTING, ClaudeQualifier, read_message
+from tam.adapters.claude import PROVIDER, SETTING, ClaudeQualifier
+from tam.adapters.claude_answers import read_message
 from tam.adapters.http import classify_status, excerpt, missing_key, reveal
 from tam.domain.model import Company, PermanentItemError, Project, TransientProviderError, Usage
 from tam.domain.pricing import batch_unit
