@@ -29,6 +29,7 @@ COMPANIES = 300
 TRICKY = [
     {"name": '=HYPERLINK("http://evil.example","click")', "domain": "formula.example", "employeeRange": "51,200"},
     {"name": "Müller 東京 GmbH", "domain": "mueller.example", "employeeRange": "1001,5000"},
+    {"name": "@risk Partners", "domain": "at-risk.example", "employeeRange": "10001,"},
 ]
 
 
@@ -70,7 +71,7 @@ def project(server: Server) -> str:
     )
     project_id = str(created.json()["id"])
     run_job(server, project_id, "sourceCompanies")
-    assert server.api.post(f"/api/tam/projects/{project_id}/companies", json=TRICKY).json()["inserted"] == 2
+    assert server.api.post(f"/api/tam/projects/{project_id}/companies", json=TRICKY).json()["inserted"] == len(TRICKY)
     for step in ("qualify", "findContacts", "checkLinkedin"):
         run_job(server, project_id, step)
     return project_id
@@ -187,6 +188,8 @@ def test_companies_page_filter_search_and_export(server: Server, browser: Browse
     assert by_domain["formula.example"]["name"] == '\'=HYPERLINK("http://evil.example","click")'
     assert by_domain["formula.example"]["employee_range"] == "51-200"
     assert by_domain["mueller.example"]["name"] == "Müller 東京 GmbH"
+    assert by_domain["at-risk.example"]["name"] == "'@risk Partners"
+    assert by_domain["at-risk.example"]["employee_range"] == "10001+"
     assert {r["qualification_status"] for r in rows} <= {"qualified", "disqualified", "error"}
     page.select_option("#company-status", "qualified")
     expect(page.locator("#companies-shown")).to_contain_text(f"of {qualified}")

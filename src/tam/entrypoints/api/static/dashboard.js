@@ -476,13 +476,16 @@ const EXPORT_PAGE = 1000; // the API's largest page
 
 const camel = (column) => column.replace(/_([a-z])/g, (_, c) => c.toUpperCase());
 
-// A cell as a spreadsheet should see it: text starting with = + - @ is neutralised with a leading
-// apostrophe (no formula runs), ranges read 51-200 (never a date or a thousands separator).
+// A cell as a spreadsheet should see it, by the rules of `tam export`: text starting with = + - @ (or a
+// tab or CR) gets a leading apostrophe (OWASP "CSV injection": no formula runs), ranges read 51-200 and
+// an open one 10001+ (never a date or a thousands separator).
 function csvCell(column, value) {
   if (value === null || value === undefined) return "";
   let text = typeof value === "boolean" ? (value ? "true" : "false") : String(value);
-  if (column === "employee_range") text = text.replace(/^(\d+)\s*,\s*(\d+)$/, "$1-$2");
-  if (/^[=+\-@]/.test(text)) text = "'" + text;
+  if (column === "employee_range") {
+    text = text.replace(/^\s*(\d+)\s*,\s*(\d*)\s*$/, (_, low, high) => (high ? `${low}-${high}` : `${low}+`));
+  }
+  if (/^[=+\-@\t\r]/.test(text)) text = "'" + text;
   return /[",\r\n]/.test(text) ? `"${text.replaceAll('"', '""')}"` : text;
 }
 
