@@ -684,6 +684,34 @@ function companyRows(text) {
   return rows;
 }
 
+// The domain as the API stores it, near enough to find repeats: lower case, no scheme, no www., no path.
+function domainKey(domain) {
+  return (domain || "")
+    .trim()
+    .toLowerCase()
+    .replace(/^[a-z][a-z0-9+.-]*:\/\//, "")
+    .replace(/[/?#:].*$/, "")
+    .replace(/^www\./, "")
+    .replace(/\.$/, "");
+}
+
+// Rows whose domain an earlier row of the file already has are left out and named by line.
+function withoutRepeats(rows) {
+  const first = new Map();
+  const repeated = [];
+  const kept = rows.filter((r) => {
+    const key = domainKey(r.row.domain);
+    if (!key) return true; // the API rejects it, with its reason
+    if (first.has(key)) {
+      repeated.push({ line: r.line, domain: key, first: first.get(key) });
+      return false;
+    }
+    first.set(key, r.line);
+    return true;
+  });
+  return { rows: kept, repeated };
+}
+
 function batches(rows) {
   const out = [];
   let current = [];
@@ -710,17 +738,28 @@ $("import-form").addEventListener("submit", async (event) => {
   $("import").disabled = true;
   $("import-result").textContent = `Reading ${file.name}…`;
   try {
-    const rows = companyRows(await file.text());
+    const { rows, repeated } = withoutRepeats(companyRows(await file.text()));
     const total = { inserted: 0, skipped: 0, rejected: [] };
     for (const batch of batches(rows)) {
       const result = await api("POST", `/api/tam/projects/${encodeURIComponent(id)}/companies`, batch.map((r) => r.row));
       total.inserted += result.inserted;
       total.skipped += result.skipped;
-      total.rejected.push(...result.rejected.map((r) => `${r.domain || "(no domain)"}: ${r.reason}`));
+      // The API names a rejected row by the domain it was given; the file names it by line.
+      const lines = new Map();
+      for (const r of batch) lines.set(r.row.domain || "", [...(lines.get(r.row.domain || "") || []), r.line]);
+      for (const r of result.rejected) {
+        const line = (lines.get(r.domain) || []).shift();
+        total.rejected.push(`${line ? `line ${line}: ` : ""}${r.domain || "no domain"}: ${r.reason}`);
+      }
       $("import-result").textContent = `Imported ${total.inserted} so far…`;
     }
-    const rejected = total.rejected.length ? `, rejected ${total.rejected.length} (${total.rejected.slice(0, 5).join("; ")}${total.rejected.length > 5 ? "; …" : ""})` : "";
-    $("import-result").textContent = `${file.name}: imported ${total.inserted}, skipped ${total.skipped} already in the project or repeated${rejected}.`;
+    const few = (items) => items.slice(0, 5).join("; ") + (items.length > 5 ? "; …" : "");
+    const repeats = repeated.map((r) => `line ${r.line}: ${r.domain}, first on line ${r.first}`);
+    $("import-result").textContent =
+      `${file.name}: imported ${total.inserted}, skipped ${total.skipped} already in the project` +
+      (repeats.length ? `, ${repeats.length} repeated in the file (${few(repeats)})` : "") +
+      (total.rejected.length ? `, rejected ${total.rejected.length} (${few(total.rejected)})` : "") +
+      ".";
     $("import-form").reset();
     showError("");
   } catch (error) {
