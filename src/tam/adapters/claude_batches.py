@@ -48,20 +48,25 @@ def custom_id(company_id: UUID) -> str:
 def encode_requests(requests: Iterable[tuple[str, dict[str, Any]]]) -> bytes:
     """The create body, encoded once and sent as is (the SDK would copy and re-validate every request:
     seconds of CPU for tens of thousands). Every request repeats the project's prompt; only the user
-    turn differs, so what precedes it is encoded once per run of equal prefixes, not per company."""
-    parts: list[str] = []
+    turn differs, so what precedes it is encoded once per run of equal prefixes, not per company, and
+    the pieces are joined once."""
+    pieces: list[bytes] = [b'{"requests":[']
     shared: dict[str, Any] | None = None
-    head = ""
-    for cid, params in requests:
+    head = b""
+    for n, (cid, params) in enumerate(requests):
+        if n:
+            pieces.append(b",")
         rest = {k: v for k, v in params.items() if k != "messages"}
         if not rest:
-            parts.append(json.dumps({"custom_id": cid, "params": params}, separators=_COMPACT))
+            pieces.append(json.dumps({"custom_id": cid, "params": params}, separators=_COMPACT).encode())
             continue
         if rest != shared:
-            shared, head = rest, json.dumps(rest, separators=_COMPACT)[:-1]  # without its closing brace
+            shared, head = rest, json.dumps(rest, separators=_COMPACT)[:-1].encode()  # without its "}"
         messages = json.dumps(params.get("messages"), separators=_COMPACT)
-        parts.append(f'{{"custom_id":{json.dumps(cid)},"params":{head},"messages":{messages}}}}}')
-    return ('{"requests":[' + ",".join(parts) + "]}").encode()
+        pieces += (b'{"custom_id":', json.dumps(cid).encode(), b',"params":', head, b',"messages":')
+        pieces += (messages.encode(), b"}}")
+    pieces.append(b"]}")
+    return b"".join(pieces)
 
 
 _COMPACT = (",", ":")
