@@ -28,6 +28,7 @@ from tam.adapters.memory import (
     SystemClock,
 )
 from tam.adapters.metrics import PrometheusCallObserver, PrometheusExposition, forget_dead_processes
+from tam.adapters.pacer import Pace
 from tam.adapters.postgres import (
     PostgresCompanyRepo,
     PostgresContactRepo,
@@ -152,8 +153,24 @@ def _estimate_settings(settings: Settings) -> EstimateSettings:
     )
 
 
-def _capacities(settings: Settings) -> dict[str, int]:
-    return {p.value: settings.concurrency(p) for p in Provider}
+# Bright Data blocks an IP that gets 25 or more 429s within 5 minutes, until support lifts it
+# (docs.brightdata.com/products/scrapers/limits): we stop well before, across every worker.
+BRIGHT_DATA_GUARD = (10, 300.0)
+_GUARD_REASON = (
+    "Bright Data answered {most} 429s (too many requests) within {minutes:g} minutes; calls to it are paused "
+    "so that it does not block this IP (it blocks at 25)"
+)
+
+
+def paces(settings: Settings) -> dict[str, Pace]:
+    """How each provider is paced: calls in flight, per-minute budgets, learning, refusal guard."""
+    out = {}
+    for p in Provider:
+        guard = BRIGHT_DATA_GUARD if p is Provider.BRIGHTDATA else None
+        reason = _GUARD_REASON.format(most=guard[0], minutes=guard[1] / 60) if guard else ""
+        learns = p in (Provider.CLAUDE, Provider.PROSPEO_SEARCH, Provider.PROSPEO_ENRICH)  # limits in headers
+        out[p.value] = Pace(settings.concurrency(p), settings.rate_limits(p), learns, guard, reason)
+    return out
 
 
 class Container(containers.DeclarativeContainer):
@@ -300,9 +317,9 @@ class Container(containers.DeclarativeContainer):
         limiter_kind,
         redis=providers.Resource(
             _closing,
-            providers.Factory(RedisLimiter, settings.provided.redis_url, providers.Callable(_capacities, settings)),
+            providers.Factory(RedisLimiter, settings.provided.redis_url, providers.Callable(paces, settings)),
         ),
-        local=providers.Singleton(LocalLimiter, providers.Callable(_capacities, settings)),
+        local=providers.Singleton(LocalLimiter, providers.Callable(paces, settings)),
     )
 
     # --- use cases ---------------------------------------------------------------------------

@@ -8,7 +8,7 @@ from typing import Literal
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from tam.domain.model import InvalidInput, JobType, Provider
+from tam.domain.model import InvalidInput, JobType, Provider, RateLimits
 from tam.domain.pricing import PriceTable
 
 
@@ -83,6 +83,15 @@ class Settings(BaseSettings):
     def prices(self) -> PriceTable:
         return PriceTable.parse(self.tam_claude_model, json.loads(self.tam_prices) if self.tam_prices else None)
 
+    # Rate budgets per minute. Unset: learned from the vendor's rate-limit headers (Claude, Prospeo),
+    # or none (Bright Data, DiscoLike: calls in flight and 429s still pace them).
+    tam_claude_rpm: float | None = Field(None, gt=0)
+    tam_claude_input_tpm: float | None = Field(None, gt=0)
+    tam_claude_output_tpm: float | None = Field(None, gt=0)
+    tam_prospeo_rpm: float | None = Field(None, gt=0)
+    tam_bright_data_rpm: float | None = Field(None, gt=0)
+    tam_discolike_rpm: float | None = Field(None, gt=0)
+
     def time_limit(self, job_type: JobType) -> float:
         return float(getattr(self, f"tam_{job_type.snake}_time_limit"))
 
@@ -93,6 +102,17 @@ class Settings(BaseSettings):
             Provider.PROSPEO_ENRICH: self.tam_find_contacts_enrich_concurrency,
             Provider.BRIGHTDATA: self.tam_check_linkedin_concurrency,
             Provider.DISCOLIKE: max(self.tam_source_companies_concurrency, self.tam_refine_discolike_concurrency),
+        }[provider]
+
+    def rate_limits(self, provider: Provider) -> RateLimits:
+        """The configured per-minute budgets of a provider (Prospeo's apply to search and enrich each,
+        as its plans limit each endpoint group)."""
+        return {
+            Provider.CLAUDE: RateLimits(self.tam_claude_rpm, self.tam_claude_input_tpm, self.tam_claude_output_tpm),
+            Provider.PROSPEO_SEARCH: RateLimits(self.tam_prospeo_rpm),
+            Provider.PROSPEO_ENRICH: RateLimits(self.tam_prospeo_rpm),
+            Provider.BRIGHTDATA: RateLimits(self.tam_bright_data_rpm),
+            Provider.DISCOLIKE: RateLimits(self.tam_discolike_rpm),
         }[provider]
 
 

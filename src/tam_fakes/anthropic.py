@@ -31,6 +31,7 @@ from starlette.routing import Route
 from tam_fakes.anthropic_batches import routes as batch_routes
 from tam_fakes.anthropic_cache import PromptCache
 from tam_fakes.base import CountInFlight, FakeState, arrive, unit
+from tam_fakes.ratelimit import anthropic_budgets, charge_message
 
 _ERROR_TYPES = {
     400: "invalid_request_error",
@@ -317,6 +318,7 @@ def _peek(raw: bytes) -> Any:
 
 def create_app(state: FakeState) -> Any:
     cache = PromptCache(lambda: state.options.get("clock", time.monotonic)())
+    tokens = anthropic_budgets(state.options)  # ITPM / OTPM (options input_tpm, output_tpm): tam_fakes.ratelimit
 
     def authorised(request: Request) -> bool:
         key = request.headers.get("x-api-key") or request.headers.get("authorization", "").removeprefix("Bearer ")
@@ -370,6 +372,13 @@ def create_app(state: FakeState) -> Any:
                 "cache_read_input_tokens": read,
             },
         }
+        # Uncached input and cache writes count toward ITPM, cache reads do not; OTPM reserves
+        # max_tokens and keeps what was produced (tam_fakes.ratelimit cites the rules).
+        wait = charge_message(tokens, message["usage"], int(body["max_tokens"]))
+        if wait is not None:
+            state.throttled += 1
+            limited = "This request would exceed your organization's rate limit of input or output tokens per minute"
+            return _error(429, "", {"retry-after": str(max(1, round(wait + 0.5)))}, limited)
         served(state, message["usage"])
         if stop == "refusal":
             message["stop_details"] = {
@@ -377,7 +386,8 @@ def create_app(state: FakeState) -> Any:
                 "category": "general_harms",
                 "explanation": "This request was declined (fake refusal).",
             }
-        return JSONResponse(message, headers={"request-id": _request_id(), **rate_headers(state)})
+        token_headers = tokens.headers() if tokens is not None else {}
+        return JSONResponse(message, headers={"request-id": _request_id(), **rate_headers(state), **token_headers})
 
     app = Starlette(
         routes=[Route("/v1/messages", messages, methods=["POST"]), *batch_routes(state, messages, authorised)]

@@ -21,7 +21,21 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 FAULT_KINDS = (
     "429", "500", "502", "503", "529", "timeout", "garbage", "malformed", "bad_schema", "no_credits",
     "max_tokens", "refusal",
+    "internal",  # Prospeo: 400 INTERNAL_ERROR
+    "plan",  # DiscoLike: 403, the plan lacks this
+    "suspended",  # Bright Data: 200 with "Account is suspended" as plain text
 )  # fmt: skip
+# Faults each vendor's handler renders in its own shape.
+_RENDERED_BY_HANDLER = (
+    "malformed",
+    "bad_schema",
+    "no_credits",
+    "max_tokens",
+    "refusal",
+    "internal",
+    "plan",
+    "suspended",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,7 +213,16 @@ async def arrive(
         return body, None, None
     if fault.kind == "garbage":
         return body, None, Response('{"results": [{"person": ', media_type="application/json")
-    if fault.kind in ("malformed", "bad_schema", "no_credits", "max_tokens", "refusal"):
+    if fault.kind in (
+        "malformed",
+        "bad_schema",
+        "no_credits",
+        "max_tokens",
+        "refusal",
+        "internal",
+        "plan",
+        "suspended",
+    ):
         return body, fault, None
     headers = {"retry-after": f"{fault.retry_after:g}"} if fault.retry_after is not None else {}
     return body, None, error(int(fault.kind), fault.kind, headers)

@@ -11,7 +11,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from tam_fakes.base import CountInFlight, FakeState, arrive, text_error, unit
+from tam_fakes.base import CountInFlight, FakeState, Recorded, arrive, text_error, unit
+from tam_fakes.ratelimit import RefusalBlock
 
 DATASET_ID = "gd_l1viktl72bvl7bjuj0"
 _PROFILE = re.compile(r"^https?://([a-z]{2,3}\.)?(www\.)?linkedin\.com/in/([^/?#]+)/?", re.IGNORECASE)
@@ -87,15 +88,42 @@ def create_app(state: FakeState) -> Any:
     def authorised(request: Request) -> bool:
         return request.headers.get("authorization") == f"Bearer {state.api_key}"
 
+    # "An IP that gets 25 or more 429s within 5 minutes is blocked until support clears it"
+    # (docs.brightdata.com/products/scrapers/limits); the block answers 403 from then on.
+    block = RefusalBlock(int(state.options.get("block_after", 25)), float(state.options.get("block_window", 300)))
+    state.options["blocked"] = block
+    running = 0
+
     def build(body: list[Any]) -> list[dict[str, Any]]:
         records = [profile_for(state, str(item["url"])) for item in body]
         state.options["records_billed"] += sum(1 for r in records if "error_code" not in r)
         return records
 
     async def scrape(request: Request) -> Response:
-        body, _fault, answer = await arrive(request, state, authorised, _error)
+        nonlocal running
+        if block.blocked:
+            return text_error(403, "Your IP has been blocked after too many 429 responses. Contact support.", {})
+        most = state.options.get("max_running")  # 429 beyond this many running jobs (the documented text)
+        if most is not None and running >= int(most):
+            block.refused()
+            state.throttled += 1
+            state.options.update(refusals_peak=block.peak, ip_blocked=int(block.blocked))
+            state.requests.append(Recorded(request.method, request.url.path, [], dict(request.headers), None))
+            return text_error(
+                429, f"You have too many running jobs for this dataset. Running jobs: {running}>={most}", {}
+            )
+        running += 1
+        try:
+            return await scrape_admitted(request)
+        finally:
+            running -= 1
+
+    async def scrape_admitted(request: Request) -> Response:
+        body, fault, answer = await arrive(request, state, authorised, _error)
         if answer is not None:
             return answer
+        if fault is not None and fault.kind == "suspended":  # account problems come as text in a 200
+            return PlainTextResponse("Account is suspended", status_code=200)
         if not request.query_params.get("dataset_id"):
             return text_error(404, "Collector not found", {})
         if request.query_params["dataset_id"] != state.options.get("dataset_id", DATASET_ID):

@@ -25,6 +25,11 @@ def _invalid(field: str, message: str) -> JSONResponse:
     return JSONResponse({"detail": [{"loc": ["query", field], "msg": message}]}, status_code=422)
 
 
+def _bare(shown: str) -> str:
+    text = shown.lower().split("://", 1)[-1].removeprefix("www.")
+    return text.split("/", 1)[0]
+
+
 def create_app(state: FakeState) -> Any:
     state.options.setdefault("records_billed", 0)
 
@@ -37,6 +42,8 @@ def create_app(state: FakeState) -> Any:
             return answer
         if fault is not None and fault.kind == "no_credits":
             return json_error(403, {"detail": "Account has reached the monthly usage limit"}, {})
+        if fault is not None and fault.kind == "plan":  # 402/403 is the SDK's PlanAccessError
+            return json_error(403, {"detail": "Your plan does not include this endpoint; upgrade to use it"}, {})
         q = request.query_params
         seeds = q.getlist("domain")
         if len(seeds) > 10:
@@ -54,6 +61,11 @@ def create_app(state: FakeState) -> Any:
         countries = q.getlist("country") or ["US"]
         size = (q.get("employee_range") or "51,200").replace(",", "-")
         key = (q.get("icp_text"), tuple(seeds))
+        # exclude_domain drops those domains from the results (and the bill); negate_domain is
+        # deprecated: it steers the similarity away from its domains but excludes nothing.
+        excluded = {d.lower() for d in q.getlist("exclude_domain")}
+        if q.getlist("negate_domain"):
+            state.options["deprecated_negate_domain"] = state.options.get("deprecated_negate_domain", 0) + 1
         available = int(state.options.get("available", 40))
         records: list[dict[str, Any]] = []
         for i in range(min(max_records, available)):
@@ -80,6 +92,7 @@ def create_app(state: FakeState) -> Any:
             )
         if records and len(records) > 2:
             records.append(dict(records[1]))  # the same company twice
+        records = [r for r in records if _bare(str(r["domain"])) not in excluded]
         state.options["records_billed"] += len(records)
         return JSONResponse(records, headers={"X-Total-Count": str(len(records))})
 

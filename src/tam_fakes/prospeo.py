@@ -49,9 +49,12 @@ def people_at(state: FakeState, domain: str) -> list[dict[str, Any]]:
 
 
 def email_outcome(person_id: str) -> str:
-    """`VERIFIED`, `UNVERIFIED` or `NO_MATCH`, fixed per person."""
+    """`VERIFIED`, `UNVERIFIED`, `NO_EMAIL` (the person matched, no email found) or `NO_MATCH`,
+    fixed per person."""
     roll = unit("email", person_id)
-    return "NO_MATCH" if roll < 0.15 else "VERIFIED" if roll < 0.75 else "UNVERIFIED"
+    if roll < 0.15:
+        return "NO_MATCH"
+    return "NO_EMAIL" if roll < 0.2 else "VERIFIED" if roll < 0.75 else "UNVERIFIED"
 
 
 def create_app(state: FakeState) -> Any:
@@ -63,15 +66,29 @@ def create_app(state: FakeState) -> Any:
         return request.headers.get("x-key") == state.api_key
 
     def headers() -> dict[str, str]:
+        # The plan's per-minute limit and what is left of it (help.prospeo.io "API rate limits": per
+        # plan and endpoint group; header names as Prospeo's clients read them); 429 RATE_LIMITED past it.
+        limit = int(state.rate_limit) if state.rate_limit > 0 else 180
         left = state.remaining() if state.rate_limit > 0 else 179
-        return {"x-minute-request-left": str(left), "x-daily-request-left": "249000"}
+        return {
+            "x-minute-rate-limit": str(limit),
+            "x-minute-request-left": str(left),
+            "x-daily-request-left": "249000",
+        }
+
+    def fault_answer(fault: Any) -> Response | None:
+        if fault is not None and fault.kind == "no_credits":
+            return _error(400, "", {}, "INSUFFICIENT_CREDITS")
+        if fault is not None and fault.kind == "internal":  # documented with HTTP 400, and retryable
+            return _error(400, "", {}, "INTERNAL_ERROR")
+        return None
 
     async def search(request: Request) -> Response:
         body, fault, answer = await arrive(request, state, authorised, _error)
         if answer is not None:
             return answer
-        if fault is not None and fault.kind == "no_credits":
-            return _error(400, "", {}, "INSUFFICIENT_CREDITS")
+        if (failed := fault_answer(fault)) is not None:
+            return failed
         filters = body.get("filters") if isinstance(body, dict) else None
         websites = (((filters or {}).get("company") or {}).get("websites") or {}).get("include")
         if not isinstance(filters, dict) or not websites:
@@ -114,8 +131,8 @@ def create_app(state: FakeState) -> Any:
         body, fault, answer = await arrive(request, state, authorised, _error)
         if answer is not None:
             return answer
-        if fault is not None and fault.kind == "no_credits":
-            return _error(400, "", {}, "INSUFFICIENT_CREDITS")
+        if (failed := fault_answer(fault)) is not None:
+            return failed
         data = body.get("data") if isinstance(body, dict) else None
         if not isinstance(data, dict):
             return _error(400, "", {}, "INVALID_REQUEST")
@@ -137,10 +154,14 @@ def create_app(state: FakeState) -> Any:
         outcome = email_outcome(person["person_id"])
         if outcome == "NO_MATCH" or (outcome == "UNVERIFIED" and body.get("only_verified_email")):
             return _error(400, "", {}, "NO_MATCH")
+        # A match costs a credit, email or not; re-enriching the same person is free (free_enrichment).
         free = person["person_id"] in enriched
         enriched.add(person["person_id"])
         if not free:
             state.options["credits_used"] += 1
+        if outcome == "NO_EMAIL":
+            answer_person = {**person, "email": {"status": "UNAVAILABLE", "revealed": False, "email": None}}
+            return JSONResponse({"error": False, "free_enrichment": free, "person": answer_person}, headers=headers())
         address = f"{person['first_name']}.{person['last_name']}@{domain}".lower()
         email: dict[str, Any] = {
             "status": outcome,

@@ -15,9 +15,10 @@ from typing import Any
 import pytest
 
 from tam.adapters.memory import LocalLimiter
+from tam.adapters.pacer import Pace
 from tam.adapters.redis_limiter import RedisLimiter
-from tam.domain.model import Pressure
-from tam.ports.runtime import ConcurrencyLimiter
+from tam.domain.model import NO_SIGNAL, Cost, ProviderPaused, RateLimits, RateSignal
+from tam.ports.runtime import Pacer
 from tam_fakes import FakeServer
 from tests.contract.provider_fakes import KEY, company, live_adapter, project
 
@@ -39,7 +40,7 @@ async def limiter(request: pytest.FixtureRequest, redis_server_url: str, prefix:
     await redis.aclose()
 
 
-async def test_never_more_than_capacity_in_flight(limiter: ConcurrencyLimiter) -> None:
+async def test_never_more_than_capacity_in_flight(limiter: Pacer) -> None:
     in_flight = peak = 0
 
     async def call() -> None:
@@ -55,7 +56,7 @@ async def test_never_more_than_capacity_in_flight(limiter: ConcurrencyLimiter) -
     assert peak == CAPACITY
 
 
-async def test_a_cancelled_holder_frees_its_slot(limiter: ConcurrencyLimiter) -> None:
+async def test_a_cancelled_holder_frees_its_slot(limiter: Pacer) -> None:
     async def hold() -> None:
         async with limiter.slot("p"):
             await asyncio.sleep(60)
@@ -158,9 +159,8 @@ async def test_slots_of_a_killed_process_free_within_the_lease_ttl(redis_server_
 async def test_a_throttle_slows_every_holder_and_retry_after_pauses_them(limiter: Any) -> None:
     """Rate-limit pressure is shared: after a 429 with Retry-After nobody starts a call before it
     ends, and the number allowed in flight is halved (in Redis: for every process)."""
-    async with limiter.slot("p"):
-        pass
-    await limiter.report("p", Pressure.THROTTLED, retry_after=0.3)
+    async with limiter.slot("p") as admission:
+        admission.throttled(0.3)
     allowed = limiter.allowed("p")
     if inspect.isawaitable(allowed):
         allowed = await allowed
@@ -175,19 +175,115 @@ async def test_redis_pressure_reaches_other_processes(redis_server_url: str, pre
     one = RedisLimiter(redis_server_url, {"p": 8}, prefix=prefix)
     other = RedisLimiter(redis_server_url, {"p": 8}, prefix=prefix)  # as if in another worker process
     try:
-        async with one.slot("p"):
-            pass
-        await one.report("p", Pressure.THROTTLED, retry_after=0.4)
+        async with one.slot("p") as admission:
+            admission.throttled(0.4)
+        await one.drain()  # the release (and its 429) reach Redis
         assert await other.allowed("p") == 4
         assert 0.2 < await other.paused_for("p") <= 0.4
         started = time.monotonic()
         async with other.slot("p"):
             assert time.monotonic() - started >= 0.2
-        for _ in range(40):  # answers without pressure grow the shared allowance back
-            async with other.slot("p"):
-                pass
-            await other.report("p", Pressure.EASY)
+        for _ in range(40):  # answers grow the shared allowance back
+            async with other.slot("p") as admission:
+                admission.settle(NO_SIGNAL)
+        await other.drain()
         assert await one.allowed("p") == 8
     finally:
         await one.aclose()
         await other.aclose()
+
+
+# --- rate budgets -----------------------------------------------------------------------------
+
+
+def _pacers(kind: str, url: str, prefix: str, budget: Pace, count: int) -> list[Any]:
+    if kind == "local":
+        return [LocalLimiter({"p": budget})] * count
+    return [RedisLimiter(url, {"p": budget}, prefix=prefix) for _ in range(count)]
+
+
+@pytest.mark.parametrize("kind", ["local", "redis"])
+async def test_a_request_budget_holds_across_every_pacer_sharing_it(
+    kind: str, redis_server_url: str, prefix: str
+) -> None:
+    """600/min with one second of burst: two pacers (as if two processes) together start at most
+    10 + 10·t calls within any t seconds."""
+    pacers = _pacers(kind, redis_server_url, prefix, Pace(20, RateLimits(requests=600)), 2)
+    starts: list[float] = []
+
+    async def call(pacer: Any) -> None:
+        async with pacer.slot("p") as admission:
+            starts.append(time.monotonic())
+            await asyncio.sleep(0.01)
+            admission.settle(NO_SIGNAL)
+
+    try:
+        await asyncio.gather(*(call(pacers[i % 2]) for i in range(40)))
+    finally:
+        for pacer in set(pacers):
+            await pacer.aclose()
+    starts.sort()
+    for i, first in enumerate(starts):
+        within = [s for s in starts[i:] if s - first <= 1.0]
+        assert len(within) <= 10 + 10 + 1  # the burst, one second of refill, one of timing slack
+    assert starts[-1] - starts[0] >= 2.5  # 40 calls at 10/s after a burst of 10 take about 3 s
+
+
+@pytest.mark.parametrize("kind", ["local", "redis"])
+async def test_limits_learned_from_one_answer_pace_every_pacer(kind: str, redis_server_url: str, prefix: str) -> None:
+    budget = Pace(10, learns=True)
+    one, other = _pacers(kind, redis_server_url, prefix, budget, 2)
+    try:
+        async with one.slot("p") as admission:  # the probe: alone until the vendor has answered
+            admission.settle(RateSignal(RateLimits(requests=120), spent=Cost(1)))
+        starts = []
+        for _ in range(6):
+            async with other.slot("p") as admission:
+                starts.append(time.monotonic())
+                admission.settle(NO_SIGNAL)
+        assert starts[-1] - starts[0] >= 1.5  # 2/s after a burst of 2
+    finally:
+        await one.aclose()
+        if other is not one:
+            await other.aclose()
+
+
+@pytest.mark.parametrize("kind", ["local", "redis"])
+async def test_the_refusal_guard_holds_across_pacers(kind: str, redis_server_url: str, prefix: str) -> None:
+    budget = Pace(5, guard=(3, 300.0), guard_reason="held back: too many 429s")
+    one, other = _pacers(kind, redis_server_url, prefix, budget, 2)
+    try:
+        for _ in range(3):
+            async with one.slot("p") as admission:
+                admission.throttled(None)
+        with pytest.raises(ProviderPaused) as paused:
+            async with other.slot("p"):
+                pass
+        assert "too many 429s" in str(paused.value)
+        assert 290 < paused.value.wait <= 300
+    finally:
+        await one.aclose()
+        if other is not one:
+            await other.aclose()
+
+
+async def test_one_redis_round_trip_per_admitted_call(redis_server_url: str, prefix: str) -> None:
+    """Busy workers give their slot back inside their next admission: no separate release."""
+    pacer = RedisLimiter(redis_server_url, {"p": Pace(4)}, prefix=prefix)
+    admitted = 0
+
+    async def worker() -> None:
+        nonlocal admitted
+        for _ in range(25):
+            async with pacer.slot("p") as admission:
+                admitted += 1
+                await asyncio.sleep(0.005)
+                admission.settle(NO_SIGNAL)
+
+    try:
+        await asyncio.gather(*(worker() for _ in range(4)))
+        await pacer.drain()
+    finally:
+        await pacer.aclose()
+    assert admitted == 100
+    assert pacer.round_trips <= admitted * 1.1

@@ -62,7 +62,8 @@ async def test_finds_at_most_limit_people_then_their_emails(ports: tuple[PersonS
             email = await finder.find_email(person, target)
             assert email.status in set(EmailStatus)
             assert (email.email is None) == (email.status is EmailStatus.NOT_FOUND)
-            assert email.usage.counts.get("prospeo_credits", 0) == (1 if email.email else 0)
+            # An email costs a credit; a match without one may too (Prospeo bills the match).
+            assert email.usage.counts.get("prospeo_credits", 0) in ((1,) if email.email else (0, 1))
         assert found.usage.counts.get("prospeo_credits", 0) == (1 if found.people else 0)
     assert seen > 0
 
@@ -114,7 +115,7 @@ async def test_enrich_uses_the_person_id_and_reports_verification(live: tuple[An
             expected, EmailStatus.NOT_FOUND
         )
         assert email.status is want
-    assert outcomes == {"VERIFIED", "UNVERIFIED", "NO_MATCH"}
+    assert {"VERIFIED", "UNVERIFIED", "NO_MATCH"} <= outcomes <= {"VERIFIED", "UNVERIFIED", "NO_MATCH", "NO_EMAIL"}
     sent = prospeo.state.calls("/enrich-person")[0].body
     assert sent["only_verified_email"] is False
     assert sent["data"]["person_id"] == found.people[0].provider_person_id

@@ -26,7 +26,9 @@ from tam.adapters.memory import (
     SystemClock,
 )
 from tam.domain.model import (
+    ONE_CALL,
     Company,
+    Cost,
     CredentialError,
     EmailStatus,
     JobType,
@@ -114,6 +116,9 @@ class ScriptedQualifier:
         answer, delay = self.script.next(company.domain, self.instrument.calls[company.domain])
         answer = await self.instrument.call(company.domain, answer, delay)
         return Verdict(answer == "ok", f"scripted {answer}", Usage.of(claude_input_tokens=10))
+
+    def cost(self, project: Project, company: Company) -> Cost:
+        return ONE_CALL
 
 
 class ScriptedPeople:

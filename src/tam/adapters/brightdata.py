@@ -8,8 +8,8 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-from tam.adapters.http import VendorHttp, excerpt, parse_retry_after
-from tam.domain.model import PermanentItemError, TransientProviderError, Usage
+from tam.adapters.http import VendorHttp, excerpt, is_account_problem, parse_retry_after
+from tam.domain.model import CredentialError, PermanentItemError, TransientProviderError, Usage
 from tam.ports.providers import LinkedinCheck, LinkedinChecker, LinkedinChecks, LinkedinTarget
 
 PROVIDER = "Bright Data"
@@ -85,7 +85,7 @@ class BrightDataLinkedinChecker(LinkedinChecker):
             raise PermanentItemError(
                 PROVIDER, f"Bright Data rejected the batch: HTTP {response.status_code} {excerpt(response.text, 160)}"
             )
-        return _records(self._http.json(response)), None, None
+        return _records(self._body(response)), None, None
 
     async def _await_snapshot(self, snapshot_id: str, wait: float | None) -> list[Any]:
         """Polls progress, then downloads; bounded by `snapshot_budget`, each pause capped."""
@@ -109,7 +109,7 @@ class BrightDataLinkedinChecker(LinkedinChecker):
                 "GET", f"/datasets/v3/snapshot/{snapshot_id}", params={"format": "json"}
             )
             if download.status_code == 200:
-                return _records(self._http.json(download))
+                return _records(self._body(download))
             if download.status_code != 202:
                 self._forget(snapshot_id)
                 raise PermanentItemError(
@@ -117,6 +117,17 @@ class BrightDataLinkedinChecker(LinkedinChecker):
                     f"Bright Data: snapshot download HTTP {download.status_code} {excerpt(download.text, 120)}",
                 )
             wait = parse_retry_after(download.headers)
+
+    def _body(self, response: Any) -> Any:
+        """A 200 may carry an account problem as plain text ("Account is suspended"): that is the
+        key's account, not this batch."""
+        if is_account_problem(response.text[:200]) and not response.text.lstrip().startswith(("[", "{")):
+            raise CredentialError(
+                PROVIDER,
+                f"Bright Data: the account of the key in {SETTING} is unusable ({excerpt(response.text, 120)})",
+                setting=SETTING,
+            )
+        return self._http.json(response)
 
     async def _pause(self, wait: float | None, deadline: float, snapshot_id: str) -> None:
         pause = min(max(wait if wait is not None else self._poll_min, self._poll_min), self._poll_max)

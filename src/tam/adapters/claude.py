@@ -23,14 +23,16 @@ from tam.adapters.claude_answers import TOOL_NAME, VERDICT_SCHEMA, read_message
 from tam.adapters.claude_cache import PrefixWarmup, prefix_key, worth_caching
 from tam.adapters.claude_models import profile_for
 from tam.adapters.claude_prompt import system_blocks, system_text
+from tam.adapters.claude_rate import TokenEstimator, combined, rate_signal
 from tam.adapters.http import classify_status, excerpt, missing_key, reveal
 from tam.domain.model import (
     NO_USAGE,
     Company,
+    Cost,
     CredentialError,
     PermanentItemError,
-    Pressure,
     Project,
+    RateSignal,
     TransientProviderError,
 )
 from tam.ports.providers import LLMQualifier, Verdict
@@ -69,6 +71,7 @@ class ClaudeQualifier(LLMQualifier):
         self._max_tokens_retries = max_tokens_retries
         self._warm_first = warm_cache_first
         self._warmup = PrefixWarmup()
+        self._tokens = TokenEstimator()
         self._client: AsyncAnthropic | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -115,10 +118,15 @@ class ClaudeQualifier(LLMQualifier):
             params["thinking"] = {"type": "adaptive"}  # the default, said explicitly; effort sets its depth
         return params
 
+    def cost(self, project: Project, company: Company) -> Cost:
+        return self._tokens.cost(self.request_params(project, company))
+
     async def qualify(self, project: Project, company: Company) -> Verdict:
         usage, room, malformed = NO_USAGE, 0, 0
+        signal: RateSignal | None = None
         while True:
-            message, pressure = await self._create(self.request_params(project, company, attempt=room))
+            message, rate = await self._create(self.request_params(project, company, attempt=room))
+            signal = combined(signal, rate)  # every Messages call of this qualify counts
             answer = read_message(message)
             usage = usage + answer.usage
             if answer.stop_reason == "refusal":
@@ -142,9 +150,9 @@ class ClaudeQualifier(LLMQualifier):
                     PROVIDER, f"Claude gave no usable verdict after {malformed} tries: {answer.problem}", usage=usage
                 )
             assert answer.qualified is not None
-            return Verdict(answer.qualified, answer.reason, usage, pressure)
+            return Verdict(answer.qualified, answer.reason, usage, signal)
 
-    async def _create(self, params: dict[str, Any]) -> tuple[Any, Pressure]:
+    async def _create(self, params: dict[str, Any]) -> tuple[Any, RateSignal]:
         import anthropic
 
         client = self._ensure()
@@ -153,7 +161,10 @@ class ClaudeQualifier(LLMQualifier):
         try:
             async with self._warmup.call(key):
                 raw = await client.messages.with_raw_response.create(**params)
-                return await raw.parse(), self._pressure(raw.headers)
+                message = await raw.parse()
+                usage = getattr(message, "usage", None)
+                self._tokens.learn(params, usage)
+                return message, rate_signal(raw.headers, usage)
         except anthropic.APITimeoutError as exc:
             raise TransientProviderError(PROVIDER, "Claude: request timed out") from exc
         except anthropic.APIConnectionError as exc:
@@ -161,17 +172,7 @@ class ClaudeQualifier(LLMQualifier):
         except anthropic.APIStatusError as exc:
             raise self._status_error(exc) from exc
         except (anthropic.APIResponseValidationError, ValueError):  # a body that is not a Message
-            return None, Pressure.EASY  # read_message reports it; it is retried once
-
-    def _pressure(self, headers: Any) -> Pressure:
-        """NEAR when the rate limit is nearly spent: fewer requests left than a tenth of the calls this
-        adapter may have in flight (a larger margin would hold the pace below the limit when the
-        provider's bucket is small)."""
-        try:
-            remaining = int(headers.get("anthropic-ratelimit-requests-remaining", ""))
-        except ValueError:
-            return Pressure.EASY
-        return Pressure.NEAR if remaining < max(1, self._concurrency // 10) else Pressure.EASY
+            return None, RateSignal(spent=Cost(1))  # read_message reports it; it is retried once
 
     def _status_error(self, exc: Any) -> CredentialError | TransientProviderError | PermanentItemError:
         status = int(exc.status_code)

@@ -13,6 +13,9 @@ PROVIDER = "DiscoLike"
 SETTING = "DISCOLIKE_API_KEY"
 DEFAULT_BASE_URL = "https://api.discolike.com/v1"
 MAX_SEEDS = 10
+# exclude_domain replaces the deprecated negate_domain; the list travels in the query string, so it
+# is bounded to keep the URL well under common 16 KB limits.
+MAX_EXCLUDED = 250
 
 
 class DiscolikeCompanySource(CompanySource):
@@ -49,7 +52,7 @@ class DiscolikeCompanySource(CompanySource):
         if query.employee_range:
             params.append(("employee_range", query.employee_range))
         params += [("domain", d) for d in query.seed_domains[:MAX_SEEDS]]
-        params += [("negate_domain", d) for d in query.exclude_domains[:MAX_SEEDS]]
+        params += [("exclude_domain", d) for d in query.exclude_domains[:MAX_EXCLUDED]]
         return params
 
     async def discover(self, query: DiscoveryQuery) -> Discovery:

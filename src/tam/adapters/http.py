@@ -31,6 +31,9 @@ _ACCOUNT_MARKERS = (
     "credit balance is too low",
 )
 TRANSIENT_STATUSES = frozenset({408, 409, 425, 429, 529})
+# A 402/403 that means "your plan does not include this" (DiscoLike's PlanAccessError, Prospeo's
+# PLAN_REQUIRED): the key works, the plan is the problem.
+_PLAN_MARKERS = ("plan", "upgrade", "subscription", "not included", "not available on")
 
 
 class _Secret(Protocol):
@@ -72,6 +75,11 @@ def is_account_problem(text: str) -> bool:
     return any(marker in lowered for marker in _ACCOUNT_MARKERS)
 
 
+def is_plan_problem(text: str) -> bool:
+    lowered = text.lower()
+    return any(marker in lowered for marker in _PLAN_MARKERS)
+
+
 def excerpt(text: str, limit: int = 200) -> str:
     text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
@@ -83,6 +91,8 @@ def classify_status(
     """The taxonomy for one HTTP answer; None means the adapter decides (2xx, 400, 404, 422...)."""
     if status in (401, 403, 402) or (status >= 400 and is_account_problem(body)):
         what = "was rejected" if status in (401, 403) else "has no usable credits or quota"
+        if status in (402, 403) and not is_account_problem(body) and is_plan_problem(body):
+            what = "works, but its plan does not include this"
         return CredentialError(
             provider,
             f"{provider}: the API key in {setting} {what} (HTTP {status}: {excerpt(body, 120)})",

@@ -7,7 +7,18 @@ from typing import Any
 import httpx
 
 from tam.adapters.http import VendorHttp, excerpt
-from tam.domain.model import Company, EmailStatus, PermanentItemError, Person, Pressure, Project, Usage
+from tam.domain.model import (
+    Company,
+    Cost,
+    EmailStatus,
+    PermanentItemError,
+    Person,
+    Project,
+    RateLimits,
+    RateSignal,
+    TransientProviderError,
+    Usage,
+)
 from tam.ports.providers import EmailFinder, EmailFound, PeopleFound, PersonSearch
 
 PROVIDER = "Prospeo"
@@ -15,6 +26,8 @@ SETTING = "PROSPEO_API_KEY"
 PAGE_SIZE = 25  # Prospeo's fixed page size
 DEFAULT_BASE_URL = "https://api.prospeo.io"
 NOTHING_FOUND = frozenset({"NO_RESULTS", "NO_MATCH"})
+# Documented with HTTP 400 but a Prospeo-side error: try again later (prospeo.io/api-docs error codes).
+RETRYABLE = frozenset({"INTERNAL_ERROR"})
 
 
 def _http(api_key: Any, base_url: str, concurrency: int, read_timeout: float) -> VendorHttp:
@@ -40,18 +53,28 @@ def _error_code(http: VendorHttp, response: httpx.Response) -> tuple[str, Any]:
     return code, body
 
 
-def _reject(code: str, body: Any) -> PermanentItemError:
+def _reject(code: str, body: Any) -> PermanentItemError | TransientProviderError:
+    if code in RETRYABLE:
+        return TransientProviderError(PROVIDER, f"Prospeo: {code} (a Prospeo-side error; retried)")
     detail = body.get("filter_error") if isinstance(body, dict) else None
     return PermanentItemError(PROVIDER, f"Prospeo: {code}" + (f" ({excerpt(str(detail), 120)})" if detail else ""))
 
 
-def _pressure(response: httpx.Response, concurrency: int) -> Pressure:
-    """NEAR when this minute's requests are nearly spent (`x-minute-request-left`), as Claude's remaining."""
+def _header(response: httpx.Response, name: str) -> float | None:
     try:
-        left = int(response.headers.get("x-minute-request-left", ""))
+        return float(response.headers.get(name, ""))
     except ValueError:
-        return Pressure.EASY
-    return Pressure.NEAR if left < max(1, concurrency // 10) else Pressure.EASY
+        return None
+
+
+def _rate(response: httpx.Response, requests: int = 1) -> RateSignal:
+    """The plan's per-minute limit and what is left of it (`x-minute-rate-limit`,
+    `x-minute-request-left`: the headers Prospeo's clients read), and the requests this call made."""
+    return RateSignal(
+        RateLimits(requests=_header(response, "x-minute-rate-limit")),
+        RateLimits(requests=_header(response, "x-minute-request-left")),
+        Cost(requests),
+    )
 
 
 class ProspeoPersonSearch(PersonSearch):
@@ -59,7 +82,6 @@ class ProspeoPersonSearch(PersonSearch):
         self, *, api_key: Any, base_url: str = DEFAULT_BASE_URL, concurrency: int = 10, read_timeout: float = 30.0
     ) -> None:
         self._http = _http(api_key, base_url, concurrency, read_timeout)
-        self._concurrency = concurrency
 
     async def search(self, project: Project, company: Company, limit: int) -> PeopleFound:
         filters: dict[str, Any] = {
@@ -88,8 +110,7 @@ class ProspeoPersonSearch(PersonSearch):
             if len(results) < PAGE_SIZE or page >= int(pagination.get("total_page") or page):
                 break
             page += 1
-        pressure = _pressure(response, self._concurrency)
-        return PeopleFound(tuple(people[:limit]), Usage.of(prospeo_credits=credits), pressure)
+        return PeopleFound(tuple(people[:limit]), Usage.of(prospeo_credits=credits), _rate(response, page))
 
     async def aclose(self) -> None:
         await self._http.aclose()
@@ -118,7 +139,6 @@ class ProspeoEmailFinder(EmailFinder):
         self, *, api_key: Any, base_url: str = DEFAULT_BASE_URL, concurrency: int = 10, read_timeout: float = 30.0
     ) -> None:
         self._http = _http(api_key, base_url, concurrency, read_timeout)
-        self._concurrency = concurrency
 
     async def find_email(self, person: Person, company: Company) -> EmailFound:
         data: dict[str, Any] = {"company_website": company.domain, "company_name": company.name}
@@ -135,17 +155,17 @@ class ProspeoEmailFinder(EmailFinder):
         response = await self._http.request("POST", "/enrich-person", json=body_out)
         code, body = _error_code(self._http, response)
         if code in NOTHING_FOUND:
-            return EmailFound(None, EmailStatus.NOT_FOUND, pressure=_pressure(response, self._concurrency))
+            return EmailFound(None, EmailStatus.NOT_FOUND, rate=_rate(response))  # not charged
         if code:
             raise _reject(code, body)
+        # A match costs a credit even without an email, unless Prospeo says it is a free re-enrichment.
+        billed = Usage.of(prospeo_credits=0 if body.get("free_enrichment") else 1)
         found = ((body.get("person") or {}).get("email")) or {}
         address = found.get("email") if isinstance(found, dict) else None
         if not address or "*" in address or found.get("revealed") is False:
-            return EmailFound(None, EmailStatus.NOT_FOUND, pressure=_pressure(response, self._concurrency))
+            return EmailFound(None, EmailStatus.NOT_FOUND, billed, _rate(response))
         status = EmailStatus.VERIFIED if str(found.get("status", "")).upper() == "VERIFIED" else EmailStatus.UNVERIFIED
-        credits = 0 if body.get("free_enrichment") else 1
-        pressure = _pressure(response, self._concurrency)
-        return EmailFound(address.strip().lower(), status, Usage.of(prospeo_credits=credits), pressure)
+        return EmailFound(address.strip().lower(), status, billed, _rate(response))
 
     async def aclose(self) -> None:
         await self._http.aclose()

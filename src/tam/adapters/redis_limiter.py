@@ -1,13 +1,14 @@
-"""RedisLimiter: per-provider concurrency that holds across every process sharing one Redis.
+"""RedisLimiter: the pacer's state in Redis, so the budgets hold across every worker process.
 
-Each provider has a sorted set of leases scored by their expiry (Redis server time, so hosts with
-skewed clocks agree). Acquiring runs one Lua script: drop expired leases, count, add if below
-capacity. A held lease is renewed in the background; a process that dies (even SIGKILL) stops
-renewing, so its slots free themselves within one lease TTL.
+Per provider: a sorted set of leases scored by their expiry (Redis server time, so hosts with skewed
+clocks agree), a hash with the adaptive cap, the Retry-After pause, the learned limits and one GCRA
+theoretical arrival time per rate budget, and a sorted set of recent 429s for the refusal guard.
+One Lua script does a whole admission: it applies the releases this process gathered (slots given
+back, 429s, learned limits, token corrections), then admits and reserves the start time, so a busy
+provider costs one round trip per call. It mirrors tam.adapters.memory.pacer.MemoryPacerState.
 
-Rate-limit pressure is shared too: a hash per provider holds the adaptive cap (the AdaptiveCap rule
-of the LocalLimiter, in Lua) and a `not_before` pause set from Retry-After; acquiring honours both,
-so every process slows down when any of them is told to.
+A held lease is renewed in the background; a process that dies (even SIGKILL) stops renewing, so its
+slots free themselves within one lease TTL.
 """
 
 from __future__ import annotations
@@ -15,75 +16,130 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
-import uuid
-from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
-from contextvars import ContextVar
+import math
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from tam.adapters.http import reveal
-from tam.domain.model import Pressure, TransientProviderError
+from tam.adapters.memory.pacer import as_budgets
+from tam.adapters.pacer import Decision, Pace, PacedSlots, Release, StateUnreachable, Status
+from tam.domain.model import Cost
 
 log = logging.getLogger(__name__)
 
-# KEYS[1] lease set, KEYS[2] rate state; ARGV: token, capacity, ttl_ms.
-# Returns {1, now_ms, cap*1000} when the lease was taken, {0, 0, cap*1000} when the (adaptive)
-# limit is full, {-1, wait_ms, cap*1000} while the provider is paused after a Retry-After.
-_ACQUIRE = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local capacity = tonumber(ARGV[2])
-local cap = tonumber(redis.call('HGET', KEYS[2], 'cap') or capacity)
-local milli = math.floor(math.min(cap, capacity) * 1000)
-local not_before = tonumber(redis.call('HGET', KEYS[2], 'not_before') or 0)
-if now < not_before then
-  return {-1, not_before - now, milli}
-end
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
-if redis.call('ZCARD', KEYS[1]) < math.max(1, math.min(capacity, math.floor(cap))) then
-  redis.call('ZADD', KEYS[1], now + tonumber(ARGV[3]), ARGV[1])
-  redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[3]) * 2)
-  return {1, now, milli}
-end
-return {0, 0, milli}
-"""
+_FIELDS_PER_RELEASE = 14
 
-# KEYS[1] rate state; ARGV: pressure, capacity, slot start (ms), retry_after (ms), state ttl (ms).
-# The AdaptiveCap rule of tam.adapters.memory.runtime, shared by every process. Returns cap*1000.
-_REPORT = """
+# KEYS: leases, state, refusals. ARGV: see RedisPacerState._args. Returns {status, wait_ms, now_ms}.
+_PACE = """
 local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
+local S = KEYS[2]
 local capacity = tonumber(ARGV[2])
-local cap = math.min(tonumber(redis.call('HGET', KEYS[1], 'cap') or capacity), capacity)
-if ARGV[1] == 'throttled' then
-  local cut_at = tonumber(redis.call('HGET', KEYS[1], 'cut_at') or -1)
-  if tonumber(ARGV[3]) >= cut_at then
-    cap = math.max(1, cap / 2)
-    redis.call('HSET', KEYS[1], 'cut_at', tostring(now))
-  end
-  local retry = tonumber(ARGV[4])
-  if retry > 0 then
-    local not_before = tonumber(redis.call('HGET', KEYS[1], 'not_before') or 0)
-    if now + retry > not_before then
-      redis.call('HSET', KEYS[1], 'not_before', tostring(now + retry))
+local ttl = tonumber(ARGV[3])
+local burst = tonumber(ARGV[11])
+local ahead = tonumber(ARGV[12])
+local most = tonumber(ARGV[13])
+local window = tonumber(ARGV[14])
+local adaptive = ARGV[16] == '1'
+local pace = ARGV[17] == '1'
+local function num(field, default)
+  local v = redis.call('HGET', S, field)
+  if v then return tonumber(v) end
+  return default
+end
+-- the smaller of the configured (ARGV) and the learned per-minute limit of budget i; 0: none
+local function limit(i)
+  local cfg = tonumber(ARGV[6 + i])
+  local seen = num('lim' .. i, 0)
+  if cfg > 0 and seen > 0 then return math.min(cfg, seen) end
+  if cfg > 0 then return cfg end
+  return seen
+end
+local cap = math.min(num('cap', capacity), capacity)
+local cut_at = num('cut_at', -1)
+local not_before = num('not_before', 0)
+-- releases: ARGV[a+1] token, +2 started, +3 answered, +4 throttled, +5 retry_ms,
+-- +6..8 cost corrections, +9..11 learned limits (-1 none), +12..14 remaining (-1 none)
+for r = 0, tonumber(ARGV[18]) - 1 do
+  local a = 18 + r * 14
+  redis.call('ZREM', KEYS[1], ARGV[a + 1])
+  if ARGV[a + 4] == '1' then
+    if adaptive and tonumber(ARGV[a + 2]) >= cut_at then
+      cap = math.max(1, cap / 2)
+      cut_at = now
+    end
+    not_before = math.max(not_before, now + tonumber(ARGV[a + 5]))
+    if most > 0 then
+      redis.call('ZADD', KEYS[3], now, ARGV[a + 1])
+      redis.call('PEXPIRE', KEYS[3], math.ceil(window))
+    end
+  elseif ARGV[a + 3] == '1' then
+    redis.call('HSET', S, 'learned', '1')
+    if adaptive then cap = math.min(capacity, cap + 1 / cap) end
+    for i = 1, 3 do
+      local seen = tonumber(ARGV[a + 8 + i])
+      if seen > 0 then redis.call('HSET', S, 'lim' .. i, tostring(seen)) end
+    end
+    for i = 1, 3 do
+      local l = limit(i)
+      if l > 0 then
+        local interval = 60000 / l
+        local tat = num('tat' .. i, 0) + tonumber(ARGV[a + 5 + i]) * interval
+        local left = tonumber(ARGV[a + 11 + i])
+        if left >= 0 then tat = math.max(tat, now + burst - left * interval) end
+        redis.call('HSET', S, 'tat' .. i, tostring(tat))
+      end
     end
   end
-elseif ARGV[1] == 'near' then
-  cap = math.max(1, cap - 1 / cap)
-else
-  cap = math.min(capacity, cap + 1 / cap)
 end
-redis.call('HSET', KEYS[1], 'cap', tostring(cap))
-redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[5]))
-return math.floor(cap * 1000)
+redis.call('HSET', S, 'cap', tostring(cap), 'cut_at', tostring(cut_at), 'not_before', tostring(not_before))
+redis.call('PEXPIRE', S, tonumber(ARGV[15]))
+if ARGV[1] == '' then return {2, 0, math.floor(now)} end
+if now < not_before then return {-1, math.ceil(not_before - now), math.floor(now)} end
+local allowed = capacity
+if adaptive then allowed = math.max(1, math.min(capacity, math.floor(cap))) end
+if ARGV[10] == '1' and pace and not redis.call('HGET', S, 'learned') then allowed = 1 end
+if most > 0 then
+  redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now - window)
+  local count = redis.call('ZCARD', KEYS[3])
+  if count >= most then
+    local oldest = redis.call('ZRANGE', KEYS[3], count - most, count - most, 'WITHSCORES')
+    return {-2, math.ceil(tonumber(oldest[2]) + window - now), math.floor(now)}
+  end
+  allowed = math.min(allowed, most - count)
+end
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+if redis.call('ZCARD', KEYS[1]) >= allowed then return {0, 0, math.floor(now)} end
+local start = now
+if pace then
+  for i = 1, 3 do
+    local l = limit(i)
+    local c = tonumber(ARGV[3 + i])
+    if l > 0 and c > 0 then
+      local interval = 60000 / l
+      local after = math.max(num('tat' .. i, 0), now) + c * interval
+      start = math.max(start, after - math.max(burst, c * interval))
+    end
+  end
+end
+if start - now > ahead then return {-3, math.ceil(start - now - ahead), math.floor(now)} end
+if pace then
+  for i = 1, 3 do
+    local l = limit(i)
+    local c = tonumber(ARGV[3 + i])
+    if l > 0 and c > 0 then
+      local tat = math.max(num('tat' .. i, 0), start) + c * 60000 / l
+      redis.call('HSET', S, 'tat' .. i, tostring(tat))
+    end
+  end
+end
+redis.call('ZADD', KEYS[1], start + ttl, ARGV[1])
+redis.call('PEXPIRE', KEYS[1], ttl * 2 + math.ceil(start - now))
+return {1, math.ceil(start - now), math.floor(now)}
 """
-
-# The Redis time (ms) at which the current task took its last lease: `report` follows `slot`.
-_slot_started: ContextVar[int] = ContextVar("redis_slot_started", default=-1)
 
 # KEYS[1] lease set; ARGV: ttl_ms, tokens... Pushes the expiry of leases still held.
 _RENEW = """
@@ -98,131 +154,114 @@ return kept
 """
 
 
-class RedisLimiter:
+def _minus_one(value: float | None) -> float:
+    return -1 if value is None else value
+
+
+class RedisPacerState:
     def __init__(
         self,
         url: Any,
-        capacities: Mapping[str, int],
         *,
-        default: int = 1,
         prefix: str = "tam",
         lease_ttl: float = 15.0,
-        poll: tuple[float, float] = (0.02, 0.25),
-        redis_unavailable_after: float = 10.0,
         rate_state_ttl: float = 600.0,
+        adaptive: bool = True,
+        pace: bool = True,
+        burst: float = 1.0,
+        ahead: float = 5.0,
     ) -> None:
         self._url = reveal(url) or "redis://127.0.0.1:6379/0"
-        self._capacities = dict(capacities)
-        self._default = default
         self._prefix = prefix
         self._ttl_ms = max(int(lease_ttl * 1000), 1000)
-        self._poll_min, self._poll_max = poll
-        self._unavailable_after = redis_unavailable_after
+        self._state_ttl_ms = int(rate_state_ttl * 1000)
+        self._adaptive = adaptive
+        self._pace = pace
+        self._burst_ms = burst * 1000
+        self._ahead_ms = ahead * 1000
         self._redis: Redis | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._script: Any = None
         self._held: dict[str, set[str]] = {}
         self._renewer: asyncio.Task[None] | None = None
-        self._state_ttl_ms = int(rate_state_ttl * 1000)
-        self._cap_seen: dict[str, float] = {}  # the shared adaptive cap, as last read from Redis
-
-    def capacity(self, provider: str) -> int:
-        return self._capacities.get(provider, self._default)
 
     def key(self, provider: str) -> str:
         return f"{self._prefix}:limit:{provider}"
 
     def rate_key(self, provider: str) -> str:
-        """A hash: the adaptive cap, when it was last cut and the pause (`not_before`, ms)."""
+        """A hash: the adaptive cap, when it was last cut, the pause (`not_before`, ms), the learned
+        limits (`lim1..3`) and the buckets' theoretical arrival times (`tat1..3`, ms)."""
         return f"{self._prefix}:rate:{provider}"
 
-    def _client(self) -> Redis:
+    def refusals_key(self, provider: str) -> str:
+        return f"{self._prefix}:refusals:{provider}"
+
+    def client(self) -> Redis:
         loop = asyncio.get_running_loop()
         if self._redis is None or self._loop is not loop:
             self._redis = Redis.from_url(self._url, socket_connect_timeout=2, socket_timeout=5)
+            self._script = self._redis.register_script(_PACE)  # EVALSHA, loaded on first use
             self._loop = loop
             self._held = {}
             self._renewer = None
         return self._redis
 
-    @asynccontextmanager
-    async def slot(self, provider: str) -> AsyncIterator[None]:
-        token = await self._acquire(provider)
-        self._held.setdefault(provider, set()).add(token)
-        self._ensure_renewer()
-        try:
-            yield
-        finally:
-            self._held.get(provider, set()).discard(token)
-            with contextlib.suppress(RedisError, OSError):
-                # Shielded so a cancelled call still gives its slot back at once.
-                await asyncio.shield(self._client().zrem(self.key(provider), token))
+    def _args(self, budget: Pace, token: str, cost: Cost, releases: Sequence[Release]) -> list[Any]:
+        guard_most, guard_window = budget.guard or (0, 0.0)
+        args: list[Any] = [
+            token,
+            budget.capacity,
+            self._ttl_ms,
+            cost.requests,
+            cost.input_tokens,
+            cost.output_tokens,
+            *(0 if v is None else v for v in budget.limits.values()),
+            1 if budget.learns else 0,
+            self._burst_ms,
+            self._ahead_ms,
+            guard_most,
+            guard_window * 1000,
+            self._state_ttl_ms,
+            1 if self._adaptive else 0,
+            1 if self._pace else 0,
+            len(releases),
+        ]
+        for r in releases:
+            c = r.correction
+            args += [r.token, r.started, int(r.answered), int(r.throttled), r.retry_after * 1000]
+            args += [c.requests, c.input_tokens, c.output_tokens]
+            args += [_minus_one(v) for v in r.limits.values()]
+            args += [_minus_one(v) for v in r.remaining.values()]
+        return args
 
-    async def _acquire(self, provider: str) -> str:
-        """Waits (without blocking the loop, never raising for a full limit) until a lease is free."""
-        token = uuid.uuid4().hex
-        pause = self._poll_min
-        failing_since: float | None = None
-        loop = asyncio.get_running_loop()
-        while True:
-            try:
-                keys = (self.key(provider), self.rate_key(provider))
-                status, when, milli = await self._client().eval(
-                    _ACQUIRE, 2, *keys, token, self.capacity(provider), self._ttl_ms
-                )
-                failing_since = None
-                self._cap_seen[provider] = int(milli) / 1000
-            except (RedisError, OSError) as exc:
-                failing_since = failing_since or loop.time()
-                if loop.time() - failing_since >= self._unavailable_after:
-                    raise TransientProviderError(provider, f"concurrency limiter unreachable (Redis): {exc}") from exc
-                status = 0
-            if status == 1:
-                _slot_started.set(int(when))
-                return token
-            if status == -1:  # paused after a Retry-After: everyone waits it out, then polls afresh
-                await asyncio.sleep(int(when) / 1000 + random.uniform(0, self._poll_min))
-                pause = self._poll_min
-                continue
-            # Jittered, growing pauses: waiters in many processes do not poll in lockstep.
-            await asyncio.sleep(random.uniform(pause / 2, pause))
-            pause = min(pause * 1.5, self._poll_max)
-
-    async def report(self, provider: str, pressure: Pressure, retry_after: float | None = None) -> None:
-        capacity = self.capacity(provider)
-        if pressure is Pressure.EASY and self._cap_seen.get(provider, capacity) >= capacity:
-            return  # nothing to grow back: no round trip on the common path
-        retry_ms = int(retry_after * 1000) if pressure is Pressure.THROTTLED and retry_after else 0
+    async def _run(self, provider: str, budget: Pace, token: str, cost: Cost, releases: Sequence[Release]) -> Any:
+        keys = [self.key(provider), self.rate_key(provider), self.refusals_key(provider)]
         try:
-            milli = await self._client().eval(
-                _REPORT,
-                1,
-                self.rate_key(provider),
-                pressure.value,
-                capacity,
-                _slot_started.get(),
-                retry_ms,
-                self._state_ttl_ms,
-            )
-            self._cap_seen[provider] = int(milli) / 1000
+            client = self.client()
+            return await self._script(keys=keys, args=self._args(budget, token, cost, releases), client=client)
         except (RedisError, OSError) as exc:
-            log.warning("could not report %s pressure to Redis: %s", provider, exc)
+            raise StateUnreachable(f"Redis: {exc}") from exc
 
-    async def allowed(self, provider: str) -> int:
-        """Calls allowed in flight right now across every process (for tests and health checks)."""
-        raw = await self._client().hget(self.rate_key(provider), "cap")
-        capacity = self.capacity(provider)
-        return capacity if raw is None else max(1, min(capacity, int(float(raw))))
+    async def admit(self, provider: str, budget: Pace, token: str, cost: Cost, releases: Sequence[Release]) -> Decision:
+        status, wait_ms, now_ms = await self._run(provider, budget, token, cost, releases)
+        held = self._held.setdefault(provider, set())
+        held.difference_update(r.token for r in releases)
+        decision = Decision(Status(int(status)), int(wait_ms) / 1000, float(now_ms))
+        if decision.status is Status.ADMITTED:
+            held.add(token)
+            self._ensure_renewer()
+        return decision
 
-    async def paused_for(self, provider: str) -> float:
-        """Seconds left of a shared pause after a Retry-After (0 when not paused)."""
-        client = self._client()
-        raw = await client.hget(self.rate_key(provider), "not_before")
-        now_s, now_us = await client.time()
-        return 0.0 if raw is None else max(0.0, (float(raw) - (now_s * 1000 + now_us // 1000)) / 1000)
+    async def release(self, provider: str, budget: Pace, releases: Sequence[Release]) -> None:
+        await self._run(provider, budget, "", Cost(0, 0, 0), releases)
+        self._held.get(provider, set()).difference_update(r.token for r in releases)
+
+    def release_now(self, provider: str, budget: Pace, releases: Sequence[Release]) -> bool:
+        return False  # a round trip: the releases wait for the next admission, or a short flush
 
     def _ensure_renewer(self) -> None:
         if self._renewer is None or self._renewer.done():
-            self._renewer = asyncio.get_running_loop().create_task(self._renew_forever(), name="redis-limiter-renew")
+            self._renewer = asyncio.get_running_loop().create_task(self._renew_forever(), name="redis-pacer-renew")
 
     async def _renew_forever(self) -> None:
         interval = self._ttl_ms / 1000 / 3
@@ -232,16 +271,9 @@ class RedisLimiter:
                 if not tokens:
                     continue
                 try:
-                    await self._client().eval(_RENEW, 1, self.key(provider), self._ttl_ms, *tokens)
+                    await self.client().eval(_RENEW, 1, self.key(provider), self._ttl_ms, *tokens)
                 except (RedisError, OSError) as exc:
                     log.warning("could not renew %s leases: %s", provider, exc)
-
-    async def in_use(self, provider: str) -> int:
-        """Leases not yet expired (for tests and health checks)."""
-        client = self._client()
-        now_s, now_us = await client.time()
-        now_ms = now_s * 1000 + now_us // 1000
-        return int(await client.zcount(self.key(provider), now_ms + 1, "+inf"))
 
     async def aclose(self) -> None:
         if self._renewer is not None:
@@ -251,3 +283,64 @@ class RedisLimiter:
         redis, self._redis = self._redis, None
         if redis is not None and self._loop is asyncio.get_running_loop():
             await redis.aclose()
+
+
+class RedisLimiter(PacedSlots):
+    """The pacer across every process sharing one Redis (REDIS_URL)."""
+
+    def __init__(
+        self,
+        url: Any,
+        budgets: Mapping[str, Pace | int],
+        *,
+        default: int = 1,
+        prefix: str = "tam",
+        lease_ttl: float = 15.0,
+        poll: tuple[float, float] = (0.02, 0.25),
+        redis_unavailable_after: float = 10.0,
+        rate_state_ttl: float = 600.0,
+        adaptive: bool = True,
+        pace: bool = True,
+        burst: float = 1.0,
+    ) -> None:
+        self.redis = RedisPacerState(
+            url,
+            prefix=prefix,
+            lease_ttl=lease_ttl,
+            rate_state_ttl=rate_state_ttl,
+            adaptive=adaptive,
+            pace=pace,
+            burst=burst,
+        )
+        super().__init__(
+            self.redis, as_budgets(budgets), Pace(default), poll=poll, unavailable_after=redis_unavailable_after
+        )
+
+    def key(self, provider: str) -> str:
+        return self.redis.key(provider)
+
+    def rate_key(self, provider: str) -> str:
+        return self.redis.rate_key(provider)
+
+    async def allowed(self, provider: str) -> int:
+        """Calls allowed in flight right now across every process (for tests and health checks)."""
+        await self.drain()
+        raw = await self.redis.client().hget(self.rate_key(provider), "cap")
+        capacity = self.capacity(provider)
+        return capacity if raw is None else max(1, min(capacity, math.floor(float(raw))))
+
+    async def paused_for(self, provider: str) -> float:
+        """Seconds left of a shared pause after a Retry-After (0 when not paused)."""
+        await self.drain()
+        client = self.redis.client()
+        raw = await client.hget(self.rate_key(provider), "not_before")
+        now_s, now_us = await client.time()
+        return 0.0 if raw is None else max(0.0, (float(raw) - (now_s * 1000 + now_us / 1000)) / 1000)
+
+    async def in_use(self, provider: str) -> int:
+        """Leases not yet expired (for tests and health checks)."""
+        await self.drain()
+        client = self.redis.client()
+        now_s, now_us = await client.time()
+        now_ms = now_s * 1000 + now_us // 1000
+        return int(await client.zcount(self.key(provider), now_ms + 1, "+inf"))

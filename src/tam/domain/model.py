@@ -85,6 +85,55 @@ class Pressure(enum.StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
+class Cost:
+    """What one provider call counts against the provider's rate budgets: requests, and for Claude the
+    input tokens that count toward its input limit (cache reads do not) and the output tokens."""
+
+    requests: float = 1
+    input_tokens: float = 0
+    output_tokens: float = 0
+
+    def __sub__(self, other: Cost) -> Cost:
+        return Cost(
+            self.requests - other.requests,
+            self.input_tokens - other.input_tokens,
+            self.output_tokens - other.output_tokens,
+        )
+
+
+ONE_CALL = Cost()
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimits:
+    """Per-minute budgets (requests, input tokens, output tokens); None is unknown or unlimited."""
+
+    requests: float | None = None
+    input_tokens: float | None = None
+    output_tokens: float | None = None
+
+    def values(self) -> tuple[float | None, float | None, float | None]:
+        return (self.requests, self.input_tokens, self.output_tokens)
+
+
+NO_LIMITS = RateLimits()
+
+
+@dataclass(frozen=True, slots=True)
+class RateSignal:
+    """What one answer said about the provider's rate limits, from its headers and its usage:
+    the per-minute `limits` it announces, what it says is `remaining` now, and what the call really
+    `spent` (known only after it, e.g. Claude's tokens), so the pacer corrects its estimate."""
+
+    limits: RateLimits = NO_LIMITS
+    remaining: RateLimits = NO_LIMITS
+    spent: Cost | None = None
+
+
+NO_SIGNAL = RateSignal()
+
+
+@dataclass(frozen=True, slots=True)
 class Project:
     name: str
     icp: str
@@ -312,6 +361,15 @@ class CredentialError(ProviderError):
     def __init__(self, provider: str, message: str, *, setting: str) -> None:
         super().__init__(provider, message)
         self.setting = setting
+
+
+class ProviderPaused(ProviderError):
+    """The pacer holds every call to this provider back for `wait` seconds (a guard against being
+    blocked by the vendor); not a failure of any call. The message says why, for the job's message."""
+
+    def __init__(self, provider: str, message: str, *, wait: float) -> None:
+        super().__init__(provider, message)
+        self.wait = wait
 
 
 class ProviderOutage(ProviderError):

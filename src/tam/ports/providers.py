@@ -4,7 +4,8 @@
 - PermanentItemError: this item cannot be done (bad input, malformed answer after a retry);
 - CredentialError: the key or account is unusable; the whole job must stop.
 
-Results may carry `pressure` (from the vendor's rate-limit headers): NEAR when little quota is left.
+Every result is an `Answer`: besides its value and usage it carries a `RateSignal` (the vendor's
+rate-limit headers and what the call really spent), which the pacer learns from.
 """
 
 from __future__ import annotations
@@ -14,7 +15,25 @@ from dataclasses import dataclass
 from typing import Protocol
 from uuid import UUID
 
-from tam.domain.model import NO_USAGE, Company, EmailStatus, NewCompany, Person, Pressure, Project, Usage
+from tam.domain.model import (
+    NO_SIGNAL,
+    NO_USAGE,
+    Company,
+    Cost,
+    EmailStatus,
+    NewCompany,
+    Person,
+    Project,
+    RateSignal,
+    Usage,
+)
+
+
+class Answer(Protocol):
+    """What every provider port returns: a frozen result with the call's rate signal."""
+
+    @property
+    def rate(self) -> RateSignal: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,12 +41,18 @@ class Verdict:
     qualified: bool
     reason: str
     usage: Usage = NO_USAGE
-    pressure: Pressure = Pressure.EASY
+    rate: RateSignal = NO_SIGNAL
 
 
 class LLMQualifier(Protocol):
     async def qualify(self, project: Project, company: Company) -> Verdict:
         """Decide whether `company` fits the project's ICP. Not idempotent on the provider's bill."""
+        ...
+
+    def cost(self, project: Project, company: Company) -> Cost:
+        """What `qualify` is expected to count against the rate budgets, before it is sent: input
+        tokens that count toward the input limit (cache reads excluded) and the output tokens reserved
+        (`max_tokens`). The answer's `rate.spent` corrects it afterwards."""
         ...
 
 
@@ -45,6 +70,7 @@ class DiscoveryQuery:
 class Discovery:
     companies: tuple[NewCompany, ...]
     usage: Usage = NO_USAGE
+    rate: RateSignal = NO_SIGNAL
 
 
 class CompanySource(Protocol):
@@ -57,7 +83,7 @@ class CompanySource(Protocol):
 class PeopleFound:
     people: tuple[Person, ...]
     usage: Usage = NO_USAGE
-    pressure: Pressure = Pressure.EASY
+    rate: RateSignal = NO_SIGNAL
 
 
 class PersonSearch(Protocol):
@@ -72,7 +98,7 @@ class EmailFound:
     email: str | None
     status: EmailStatus
     usage: Usage = NO_USAGE
-    pressure: Pressure = Pressure.EASY
+    rate: RateSignal = NO_SIGNAL
 
 
 class EmailFinder(Protocol):
@@ -103,6 +129,7 @@ class LinkedinCheck:
 class LinkedinChecks:
     checks: tuple[LinkedinCheck, ...]
     usage: Usage = NO_USAGE
+    rate: RateSignal = NO_SIGNAL
 
 
 class LinkedinChecker(Protocol):

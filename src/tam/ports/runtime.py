@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Literal, Protocol
 from uuid import UUID
 
-from tam.domain.model import Job, Pressure, Progress, Usage
+from tam.domain.model import ONE_CALL, Cost, Job, Progress, RateSignal, Usage
 
 
 class Clock(Protocol):
@@ -22,23 +22,42 @@ class Clock(Protocol):
     async def sleep(self, seconds: float) -> None: ...
 
 
-class ConcurrencyLimiter(Protocol):
+class Admission(Protocol):
+    """One admitted call. Whatever the call learns is told here; the pacer applies it when the slot
+    is given back (in Redis: in the same round trip as a later admission)."""
+
+    def settle(self, signal: RateSignal) -> None:
+        """The call was answered: learn the vendor's limits and remaining quota from `signal`, and
+        correct the admitted cost with what the call really spent."""
+        ...
+
+    def throttled(self, retry_after: float | None) -> None:
+        """The call was refused for the rate limit (429): halve the calls allowed in flight (once per
+        burst of refusals, never below 1), hold back every new call for `retry_after` seconds, and
+        count it toward the provider's refusal guard."""
+        ...
+
+
+class Pacer(Protocol):
+    """Admits calls to each provider only when every budget allows it: calls in flight (adaptive,
+    up to `capacity`) and the per-minute rate budgets (requests; for Claude input and output tokens),
+    configured or learned from the vendor's headers. Shared by every process when it lives in Redis."""
+
     def capacity(self, provider: str) -> int:
         """How many calls to `provider` may be in flight at once (across every process that
-        shares the limiter)."""
+        shares the pacer)."""
         ...
 
-    def slot(self, provider: str) -> AbstractAsyncContextManager[None]:
-        """Hold one of `provider`'s slots for the duration of one call; waits without blocking
-        the event loop (also while `provider` is paused after a Retry-After)."""
+    def slot(self, provider: str, cost: Cost = ONE_CALL) -> AbstractAsyncContextManager[Admission]:
+        """Waits, without blocking the event loop, until a call costing `cost` may start (a slot is
+        free, the rate budgets allow it, no Retry-After pause holds), and holds the slot for the call.
+        Raises ProviderPaused when a refusal guard holds the provider back for long (the caller waits
+        it out and tries again), TransientProviderError when the shared store stays unreachable."""
         ...
 
-    async def report(self, provider: str, pressure: Pressure, retry_after: float | None = None) -> None:
-        """How `provider` answered the call this task just made under `slot`, so that every caller
-        sharing the limit adapts: THROTTLED halves the calls allowed in flight (once per burst of
-        refusals; never below 1) and, with `retry_after` seconds, holds back every new call until
-        then; NEAR eases the allowance down; EASY grows it back up to `capacity`. Never raises."""
-        ...
+
+# The name the job runner knows the pacer by (it began as a pure concurrency limit).
+ConcurrencyLimiter = Pacer
 
 
 class ProgressSink(Protocol):

@@ -1,6 +1,7 @@
 """In-memory adapters: real code used by tests, the demo and the docs."""
 
-from tam.adapters.memory.runtime import LocalLimiter, RecordingProgressSink, StoreProgressSink, SystemClock
+from tam.adapters.memory.pacer import LocalLimiter
+from tam.adapters.memory.runtime import RecordingProgressSink, StoreProgressSink, SystemClock
 from tam.adapters.memory.store import (
     MemoryCompanyRepo,
     MemoryContactRepo,

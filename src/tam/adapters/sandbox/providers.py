@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from tam.domain.model import (
     Company,
     CompanySourceKind,
+    Cost,
     EmailStatus,
     NewCompany,
     Person,
@@ -168,6 +169,9 @@ class SandboxQualifier:
         )
         tokens = 400 + rng.randrange(200)
         return Verdict(fits, reason, Usage.of(claude_input_tokens=tokens, claude_output_tokens=40))
+
+    def cost(self, project: Project, company: Company) -> Cost:
+        return Cost(1, 500, 40)
 
 
 class SandboxUsageForecaster:

@@ -1,4 +1,4 @@
-"""One provider call under a concurrency slot, retried on transient errors, watched for outages."""
+"""One provider call admitted by the pacer, retried on transient errors, watched for outages."""
 
 from __future__ import annotations
 
@@ -9,11 +9,21 @@ from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import TypeVar
 
-from tam.domain.model import NO_USAGE, PermanentItemError, Pressure, ProviderOutage, TransientProviderError, Usage
+from tam.domain.model import (
+    NO_USAGE,
+    ONE_CALL,
+    Cost,
+    PermanentItemError,
+    ProviderOutage,
+    ProviderPaused,
+    TransientProviderError,
+    Usage,
+)
 from tam.domain.services.budget import Budget
+from tam.ports.providers import Answer
 from tam.ports.runtime import CallObserver, CallOutcome, Clock, ConcurrencyLimiter, SilentCallObserver
 
-T = TypeVar("T")
+A = TypeVar("A", bound=Answer)
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,44 +63,47 @@ class ProviderCalls:
         self._budget = budget
         self._streak: dict[str, int] = {}
         self._last_success: dict[str, float] = {}
+        self._notes: dict[str, str] = {}
         self.transient_errors = 0
 
-    async def call(self, provider: str, fn: Callable[[], Awaitable[T]], worst: Usage = NO_USAGE) -> T:
-        """`worst`: the most the call can use; with a budget it is held before the call starts (a call
-        that does not fit raises BudgetReached) and settled at what the call used."""
+    async def call(
+        self, provider: str, fn: Callable[[], Awaitable[A]], worst: Usage = NO_USAGE, *, cost: Cost = ONE_CALL
+    ) -> A:
+        """`fn()` once the pacer admits a call of `cost` (rate budgets), retried on transient errors;
+        the answer's rate signal (and any 429) goes back to the pacer, so every worker sharing the
+        provider adapts. `worst`: the most the call can use; with a budget it is held before the call
+        starts (a call that does not fit raises BudgetReached) and settled at what the call used."""
         attempt = 0
         while True:
             if self._stop.is_set():
                 raise Stopped
             attempt += 1
             try:
-                result = await self._paid(provider, fn, worst)
+                result = await self._paid(provider, fn, worst, cost)
+            except ProviderPaused as exc:  # no call was made: wait it out, and say why meanwhile
+                attempt -= 1
+                self._notes[provider] = str(exc)
+                await self._pause(exc.wait)
+                continue
             except TransientProviderError as exc:
-                if exc.throttled:  # everyone sharing the provider slows down, not just this call
-                    await self._limiter.report(provider, Pressure.THROTTLED, exc.retry_after)
                 self._on_transient(provider, exc)
                 if attempt >= self._policy.max_attempts:
                     raise PermanentItemError(provider, f"gave up after {attempt} attempts: {exc}") from exc
                 self._observer.call_retried(provider)
                 await self._pause(self._delay(attempt, exc.retry_after))
                 continue
-            pressure = getattr(result, "pressure", Pressure.EASY)  # results may carry rate-limit hints
-            await self._limiter.report(provider, pressure if isinstance(pressure, Pressure) else Pressure.EASY)
+            self._notes.pop(provider, None)
             self._streak[provider] = 0
             self._last_success[provider] = self._clock.monotonic()
             return result
 
-    async def _paid(self, provider: str, fn: Callable[[], Awaitable[T]], worst: Usage) -> T:
+    async def _paid(self, provider: str, fn: Callable[[], Awaitable[A]], worst: Usage, cost: Cost) -> A:
         if self._budget is None:
-            async with self._limiter.slot(provider):
-                with self._observed(provider):
-                    return await fn()
+            return await self._admitted(provider, fn, cost)
         held = await self._budget.reserve(worst)
         used = NO_USAGE
         try:
-            async with self._limiter.slot(provider):
-                with self._observed(provider):
-                    result = await fn()
+            result = await self._admitted(provider, fn, cost)
             used = getattr(result, "usage", NO_USAGE)
             return result
         except PermanentItemError as exc:  # paid calls that came to nothing still cost what they used
@@ -98,6 +111,23 @@ class ProviderCalls:
             raise
         finally:
             await self._budget.settle(held, used if isinstance(used, Usage) else NO_USAGE)
+
+    async def _admitted(self, provider: str, fn: Callable[[], Awaitable[A]], cost: Cost) -> A:
+        async with self._limiter.slot(provider, cost) as admission:
+            with self._observed(provider):
+                try:
+                    result = await fn()
+                except TransientProviderError as exc:
+                    if exc.throttled:  # everyone sharing the provider slows down, not just this call
+                        admission.throttled(exc.retry_after)
+                    raise
+            admission.settle(result.rate)
+            return result
+
+    @property
+    def note(self) -> str | None:
+        """Why calls are being held back right now (for the job's message), if they are."""
+        return "; ".join(self._notes.values()) or None
 
     @contextlib.contextmanager
     def _observed(self, provider: str) -> Iterator[None]:

@@ -9,6 +9,7 @@ from tam.ports.providers import CompanySource, DiscoveryQuery
 from tam.ports.storage import CompanyRepo
 
 MAX_SEEDS = 10
+MAX_EXCLUDED = 250  # domains the project has, sent so the search does not bill them again
 
 
 class _Discover:
@@ -73,11 +74,14 @@ class RefineDiscolike(_Discover):
         page = await self._companies.list(project.id, QualificationStatus.QUALIFIED, limit=MAX_SEEDS)
         if not page.items:
             return None
+        known = await self._companies.list(project.id, None, limit=MAX_EXCLUDED)
+        seeds = tuple(c.domain for c in page.items)
         return DiscoveryQuery(
             icp_text=project.icp,
             countries=project.countries,
             employee_range=project.employee_range,
-            seed_domains=tuple(c.domain for c in page.items),
+            seed_domains=seeds,
+            exclude_domains=tuple(c.domain for c in known.items if c.domain not in seeds),
             max_records=self._max_records,
         )
 

@@ -96,7 +96,10 @@ class QualifyCompanies:
             spent = answer.usage if answer is not None else NO_USAGE  # then asked again online
         worst = self._forecaster.qualify_call(project, item, warm_cache=False).worst if self._forecaster else NO_USAGE
         try:
-            verdict = await calls.call(Provider.CLAUDE, lambda: self._qualifier.qualify(project, item), worst)
+            cost = self._qualifier.cost(project, item)  # what the rate budgets must hold for this call
+            verdict = await calls.call(
+                Provider.CLAUDE, lambda: self._qualifier.qualify(project, item), worst, cost=cost
+            )
         except PermanentItemError as exc:
             if not (spent + exc.usage):
                 raise

@@ -206,9 +206,10 @@ class _Execution:
         async with self.flushing:
             # The counts and the step's buffer are taken together (no await in between): the progress
             # written counts exactly the items stored by then.
-            progress = Progress(
-                self.totals.total, self.totals.done, self.totals.failed, progress_message(self.step, self.totals)
-            )
+            message = progress_message(self.step, self.totals)
+            if self.calls.note:  # e.g. a provider paused so that it does not block us: say why
+                message = f"{message}; {self.calls.note}"
+            progress = Progress(self.totals.total, self.totals.done, self.totals.failed, message)
             usage = self.totals.usage
             await self.step.flush()
             await self.r._progress.publish(self.job.id, progress, usage)
