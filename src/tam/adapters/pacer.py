@@ -176,6 +176,7 @@ class PacedSlots:
         lead: float = 0.02,
         poll: tuple[float, float] = (0.02, 0.25),
         flush_delay: float = 0.05,
+        max_hold: float = 1.0,
         unavailable_after: float = 10.0,
     ) -> None:
         self._state = state
@@ -184,6 +185,7 @@ class PacedSlots:
         self._lead = lead  # the next caller asks for its reservation this long before ours starts
         self._poll_min, self._poll_max = poll
         self._flush_delay = flush_delay
+        self._max_hold = max_hold
         self._unavailable_after = unavailable_after
         self._lanes: dict[str, _Lane] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -216,12 +218,14 @@ class PacedSlots:
             try:
                 # Keep the turn until just before our start, so the next reservation follows ours
                 # instead of piling up far ahead while holding slots.
-                await asyncio.sleep(max(0.0, start - self._lead - loop.time()))
+                if start - self._lead > loop.time():
+                    await asyncio.sleep(start - self._lead - loop.time())
             except BaseException:
                 self._give_back(lane, provider, admission.release(token, decision.started))
                 raise
         try:
-            await asyncio.sleep(max(0.0, start - loop.time()))
+            if start > loop.time():  # no await when the call may start now: the window stays full
+                await asyncio.sleep(start - loop.time())
             yield admission
         finally:
             self._give_back(lane, provider, admission.release(token, decision.started))
@@ -271,9 +275,14 @@ class PacedSlots:
             lane.flush = asyncio.get_running_loop().create_task(self._flush(lane, provider, delay))
 
     async def _flush(self, lane: _Lane, provider: str, delay: float) -> None:
-        """Sends the releases nobody carried after `delay` (a caller waiting for the turn usually
-        carries them first, in its own admission)."""
+        """Sends the releases nobody carried after `delay`. While callers queue for the turn the next
+        admission carries them (one round trip for both), so the flush waits for the lane to go idle,
+        at most `max_hold` s: a slot given back reaches other processes that late at worst."""
         await asyncio.sleep(delay)
+        held = delay
+        while lane.pending and lane.turn.locked() and held < self._max_hold:
+            await asyncio.sleep(self._flush_delay)
+            held += self._flush_delay
         releases, lane.pending = lane.pending, []
         if not releases:
             return
