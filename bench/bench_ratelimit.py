@@ -45,9 +45,9 @@ from dependency_injector import providers
 
 from fake_process import FakeProcess
 from tam.adapters.memory import LocalLimiter
-from tam.adapters.pacer import Budget
+from tam.adapters.pacer import Pace
 from tam.adapters.redis_limiter import RedisLimiter
-from tam.containers import budgets, build_container, provide
+from tam.containers import build_container, paces, provide
 from tam.domain.model import ONE_CALL, Company, Contact, Cost, Job, JobType, NewCompany, Project
 from tam.settings import Settings
 
@@ -61,7 +61,7 @@ DESCRIPTION = (
 class FixedWindow(LocalLimiter):
     """At most `per_minute` admissions per calendar minute, in flight up to the capacity."""
 
-    def __init__(self, caps: Mapping[str, Budget], per_minute: float) -> None:
+    def __init__(self, caps: Mapping[str, Pace], per_minute: float) -> None:
         super().__init__(caps, adaptive=False, pace=False)
         self._per_minute = per_minute
         self._window = -1
@@ -82,7 +82,7 @@ class FixedWindow(LocalLimiter):
 
 
 def make_limiter(config: str, settings: Settings, redis_url: str, prefix: str, per_minute: float) -> Any:
-    caps = budgets(settings)
+    caps = paces(settings)
     if config == "pacer":
         return LocalLimiter(caps)
     if config == "pacer-redis":

@@ -255,7 +255,8 @@ class PacedSlots:
             if decision.status is Status.GUARDED:
                 raise ProviderPaused(provider, budget.guard_reason or f"{provider} is paused", wait=decision.wait)
             if decision.status in (Status.PAUSED, Status.AHEAD):
-                await asyncio.sleep(decision.wait)
+                # At least a millisecond: a wait rounded to nothing would ask again without time moving.
+                await asyncio.sleep(max(decision.wait, 0.001))
                 pause = self._poll_min
                 continue
             # Every slot taken: a slot given back in this process wakes us at once; one in another
