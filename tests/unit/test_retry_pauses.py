@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import pytest
@@ -11,8 +12,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tam.adapters.memory import LocalLimiter
-from tam.domain.model import PermanentItemError, TransientProviderError
+from tam.domain.model import NO_SIGNAL, PermanentItemError, RateSignal, TransientProviderError
 from tam.domain.services.calls import ProviderCalls, RetryPolicy
+
+
+@dataclass(frozen=True)
+class Reply:
+    """A provider answer: a value and its rate signal."""
+
+    text: str
+    rate: RateSignal = NO_SIGNAL
 
 
 class RecordingClock:
@@ -60,14 +69,14 @@ def test_every_pause_stays_within_the_policy_caps(
     calls = ProviderCalls(LocalLimiter({}), clock, policy, asyncio.Event(), rng=random.Random(seed))
     pending = list(answers)
 
-    async def flaky() -> str:
+    async def flaky() -> Reply:
         if pending:
             retry_after = pending.pop(0)
             # not `throttled`: that would also pause the limiter on the real event-loop clock
             raise TransientProviderError("claude", "busy", retry_after=retry_after)
-        return "answer"
+        return Reply("answer")
 
-    assert asyncio.run(calls.call("claude", flaky)) == "answer"
+    assert asyncio.run(calls.call("claude", flaky)).text == "answer"
 
     assert len(clock.pauses) == len(answers)  # one pause before every retry, none after the answer
     for retry_after, pause in zip(answers, clock.pauses, strict=True):
@@ -83,7 +92,7 @@ def test_a_long_streak_of_failures_pauses_at_most_max_delay_and_then_gives_up() 
     clock = RecordingClock()
     calls = ProviderCalls(LocalLimiter({}), clock, policy, asyncio.Event(), rng=random.Random(1))
 
-    async def always_down() -> str:
+    async def always_down() -> Reply:
         raise TransientProviderError("prospeo", "503 Service Unavailable")
 
     with pytest.raises(PermanentItemError, match="gave up after 12 attempts"):
