@@ -106,6 +106,7 @@ def settings_for(store: str, url: str, where: str) -> Settings:
         "anthropic_api_key": API_KEY,
         "anthropic_base_url": url,
         "tam_qualify_concurrency": CONCURRENCY,
+        "tam_qualify_mode": "online",  # the sliding window of Messages calls; auto sends 1,000 to a batch
     }
     if store == "postgres":
         return Settings(tam_store="postgres", database_url=where, **common)

@@ -61,7 +61,12 @@ STATS_FLUSH_S = 11  # PostgreSQL 15 backends flush their statistics after at mos
 
 def settings(db_url: str, redis: str) -> Settings:
     return Settings(
-        tam_store="postgres", database_url=db_url, redis_url=redis, tam_providers="live", anthropic_api_key=API_KEY
+        tam_store="postgres",
+        database_url=db_url,
+        redis_url=redis,
+        tam_providers="live",
+        anthropic_api_key=API_KEY,
+        tam_qualify_mode="online",
     )
 
 
@@ -147,6 +152,8 @@ async def measure(args: argparse.Namespace, fake: FakeProcess, db_url: str, tmp:
             "ANTHROPIC_API_KEY": API_KEY,
             "ANTHROPIC_BASE_URL": fake.url,
             "TAM_QUALIFY_CONCURRENCY": str(concurrency),
+            # One Messages call per company: the default (auto) sends jobs this size to Message Batches.
+            "TAM_QUALIFY_MODE": "online",
         }
         worker = WorkerProcess(env, tmp / f"worker-c{concurrency}.log", processes=1, threads=1)
         try:

@@ -47,6 +47,7 @@ async def main() -> None:
                 tam_providers="live",
                 anthropic_api_key="bench-key",
                 anthropic_base_url=fake.url,
+                tam_qualify_mode="online",  # one Messages call per company, never a batch
             )
             async with resources_open(build_container(cfg)) as c:
                 for n, profile in ((200, False), (args.companies, True)):  # a warm-up, then the profile
