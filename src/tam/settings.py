@@ -11,6 +11,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from tam.domain.model import InvalidInput, JobType, Provider, RateLimits
 from tam.domain.pricing import PriceTable
 
+BATCH_TIME_LIMIT = 25 * 3600.0  # a Message Batch expires 24 h after it is created
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(extra="ignore", case_sensitive=False, frozen=True)
@@ -93,7 +95,13 @@ class Settings(BaseSettings):
     tam_discolike_rpm: float | None = Field(None, gt=0)
 
     def time_limit(self, job_type: JobType) -> float:
-        return float(getattr(self, f"tam_{job_type.snake}_time_limit"))
+        limit = float(getattr(self, f"tam_{job_type.snake}_time_limit"))
+        # A qualify that may run as a Message Batch waits on it for up to 24 h (then the batch expires):
+        # unless TAM_QUALIFY_TIME_LIMIT is set, its attempts get that long.
+        batches = job_type is JobType.QUALIFY and self.tam_qualify_mode != "online"
+        if batches and "tam_qualify_time_limit" not in self.model_fields_set:
+            return max(limit, BATCH_TIME_LIMIT)
+        return limit
 
     def concurrency(self, provider: Provider) -> int:
         return {

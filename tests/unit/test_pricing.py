@@ -75,3 +75,13 @@ def test_bad_tam_prices_is_a_configuration_error(raw: str, fragment: str) -> Non
 def test_parse_rejects_a_number_for_a_model() -> None:
     with pytest.raises(InvalidInput, match="claude-x"):
         PriceTable.parse("claude-x", {"claude-x": 3})
+
+
+def test_a_qualify_that_may_batch_gets_a_day_unless_its_time_limit_is_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tam.domain.model import JobType
+
+    assert Settings(_env_file=None).time_limit(JobType.QUALIFY) == 25 * 3600  # type: ignore[call-arg]
+    assert Settings(_env_file=None, tam_qualify_mode="online").time_limit(JobType.QUALIFY) == 600  # type: ignore[call-arg]
+    assert Settings(_env_file=None).time_limit(JobType.FIND_CONTACTS) == 1800  # type: ignore[call-arg]
+    monkeypatch.setenv("TAM_QUALIFY_TIME_LIMIT", "900")
+    assert Settings(_env_file=None).time_limit(JobType.QUALIFY) == 900  # type: ignore[call-arg]
