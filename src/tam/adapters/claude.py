@@ -88,6 +88,9 @@ class ClaudeQualifier(LLMQualifier):
                 # The job runner owns retries and backoff; the SDK would sleep any retry-after, uncapped.
                 max_retries=0,
                 timeout=anthropic.Timeout(self._timeout, connect=self._connect_timeout),
+                # aiohttp under the SDK: about a quarter less CPU per call than its default transport
+                # (bench/bench_overhead.py, docs/benchmarks.md), and CPU is what bounds a worker.
+                http_client=anthropic.DefaultAioHttpClient(),
             )
             self._loop = loop
         return self._client
