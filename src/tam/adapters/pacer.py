@@ -71,6 +71,8 @@ class Release:
     throttled: bool = False
     retry_after: float = 0.0
     correction: Cost = NO_COST  # what the call really spent minus what it was admitted with
+    spent: Cost = NO_COST  # what it really spent: counted whole on a budget it was not charged to
+    charged: int = 0  # bit i: budget i (requests, input, output) was charged at admission
     limits: RateLimits = NO_LIMITS
     remaining: RateLimits = NO_LIMITS
 
@@ -88,6 +90,7 @@ class Decision:
     status: Status
     wait: float = 0.0  # ADMITTED: seconds until the reserved start; otherwise seconds to wait
     started: float = 0.0
+    charged: int = 0  # ADMITTED: bit i set when budget i had a limit and was charged
 
 
 class StateUnreachable(Exception):
@@ -149,12 +152,14 @@ class _Admission:
         self._throttled = True
         self._retry_after = max(self._retry_after, retry_after or 0.0)
 
-    def release(self, token: str, started: float) -> Release:
+    def release(self, token: str, started: float, charged: int) -> Release:
         signal = self._signal or NO_SIGNAL
         spent = signal.spent
         return Release(
             token,
             started,
+            spent=spent if spent is not None else NO_COST,
+            charged=charged,
             answered=self._signal is not None,
             throttled=self._throttled,
             retry_after=self._retry_after,
@@ -221,14 +226,14 @@ class PacedSlots:
                 if start - self._lead > loop.time():
                     await asyncio.sleep(start - self._lead - loop.time())
             except BaseException:
-                self._give_back(lane, provider, admission.release(token, decision.started))
+                self._give_back(lane, provider, admission.release(token, decision.started, decision.charged))
                 raise
         try:
             if start > loop.time():  # no await when the call may start now: the window stays full
                 await asyncio.sleep(start - loop.time())
             yield admission
         finally:
-            self._give_back(lane, provider, admission.release(token, decision.started))
+            self._give_back(lane, provider, admission.release(token, decision.started, decision.charged))
 
     async def _admit(self, lane: _Lane, provider: str, token: str, cost: Cost) -> Decision:
         budget = self.budget(provider)

@@ -30,7 +30,7 @@ from tam.domain.model import Cost
 
 log = logging.getLogger(__name__)
 
-_FIELDS_PER_RELEASE = 14
+_FIELDS_PER_RELEASE = 18
 
 # KEYS: leases, state, refusals. ARGV: see RedisPacerState._args. Returns {status, wait_ms, now_ms}.
 _PACE = """
@@ -62,9 +62,10 @@ local cap = math.min(num('cap', capacity), capacity)
 local cut_at = num('cut_at', -1)
 local not_before = num('not_before', 0)
 -- releases: ARGV[a+1] token, +2 started, +3 answered, +4 throttled, +5 retry_ms,
--- +6..8 cost corrections, +9..11 learned limits (-1 none), +12..14 remaining (-1 none)
+-- +6..8 cost corrections, +9..11 learned limits (-1 none), +12..14 remaining (-1 none),
+-- +15 budgets charged at admission (bit i-1), +16..18 spent
 for r = 0, tonumber(ARGV[18]) - 1 do
-  local a = 18 + r * 14
+  local a = 18 + r * 18
   redis.call('ZREM', KEYS[1], ARGV[a + 1])
   if ARGV[a + 4] == '1' then
     if adaptive and tonumber(ARGV[a + 2]) >= cut_at then
@@ -87,7 +88,12 @@ for r = 0, tonumber(ARGV[18]) - 1 do
       local l = limit(i)
       if l > 0 then
         local interval = 60000 / l
-        local tat = num('tat' .. i, 0) + tonumber(ARGV[a + 5 + i]) * interval
+        local tat
+        if math.floor(tonumber(ARGV[a + 15]) / 2 ^ (i - 1)) % 2 == 1 then
+          tat = num('tat' .. i, 0) + tonumber(ARGV[a + 5 + i]) * interval
+        else  -- admitted before this limit was known (the probe): it counts whole
+          tat = math.max(num('tat' .. i, 0), now) + tonumber(ARGV[a + 14 + i]) * interval
+        end
         local left = tonumber(ARGV[a + 11 + i])
         if left >= 0 then tat = math.max(tat, now + burst - left * interval) end
         redis.call('HSET', S, 'tat' .. i, tostring(tat))
@@ -126,19 +132,21 @@ if pace then
   end
 end
 if start - now > ahead then return {-3, math.ceil(start - now - ahead), math.floor(now)} end
+local charged = 0
 if pace then
   for i = 1, 3 do
     local l = limit(i)
     local c = tonumber(ARGV[3 + i])
-    if l > 0 and c > 0 then
+    if l > 0 then
       local tat = math.max(num('tat' .. i, 0), start) + c * 60000 / l
       redis.call('HSET', S, 'tat' .. i, tostring(tat))
+      charged = charged + 2 ^ (i - 1)
     end
   end
 end
 redis.call('ZADD', KEYS[1], start + ttl, ARGV[1])
 redis.call('PEXPIRE', KEYS[1], ttl * 2 + math.ceil(start - now))
-return {1, math.ceil(start - now), math.floor(now)}
+return {1, math.ceil(start - now), math.floor(now), charged}
 """
 
 # KEYS[1] lease set; ARGV: ttl_ms, tokens... Pushes the expiry of leases still held.
@@ -233,6 +241,7 @@ class RedisPacerState:
             args += [c.requests, c.input_tokens, c.output_tokens]
             args += [_minus_one(v) for v in r.limits.values()]
             args += [_minus_one(v) for v in r.remaining.values()]
+            args += [r.charged, r.spent.requests, r.spent.input_tokens, r.spent.output_tokens]
         return args
 
     async def _run(self, provider: str, budget: Pace, token: str, cost: Cost, releases: Sequence[Release]) -> Any:
@@ -244,11 +253,11 @@ class RedisPacerState:
             raise StateUnreachable(f"Redis: {exc}") from exc
 
     async def admit(self, provider: str, budget: Pace, token: str, cost: Cost, releases: Sequence[Release]) -> Decision:
-        status, wait_ms, now_ms = await self._run(provider, budget, token, cost, releases)
+        status, wait_ms, now_ms, *rest = await self._run(provider, budget, token, cost, releases)
         held = self._held.setdefault(provider, {})
         for r in releases:
             held.pop(r.token, None)
-        decision = Decision(Status(int(status)), int(wait_ms) / 1000, float(now_ms))
+        decision = Decision(Status(int(status)), int(wait_ms) / 1000, float(now_ms), int(rest[0]) if rest else 0)
         if decision.status is Status.ADMITTED:
             held[token] = asyncio.get_running_loop().time() + decision.wait
             self._ensure_renewer()

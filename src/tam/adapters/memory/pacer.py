@@ -99,12 +99,14 @@ class MemoryPacerState:
                 start = max(start, gcra_start(p.tat[i], now, costs[i], interval, self._burst))
         if start - now > self._ahead:
             return Decision(Status.AHEAD, start - now - self._ahead)
+        charged = 0
         for i, limit in enumerate(limits):
             interval = minute_interval(limit)
-            if interval is not None and costs[i] > 0:
+            if interval is not None:
                 p.tat[i] = max(p.tat[i], start) + costs[i] * interval
+                charged |= 1 << i
         p.leases.add(token)
-        return Decision(Status.ADMITTED, start - now, now)
+        return Decision(Status.ADMITTED, start - now, now, charged)
 
     async def release(self, provider: str, budget: Pace, releases: Sequence[Release]) -> None:
         self.release_now(provider, budget, releases)
@@ -133,11 +135,15 @@ class MemoryPacerState:
                     p.seen_limits[i] = seen
             limits = effective_limits(budget, p.seen_limits)
             corrections = (r.correction.requests, r.correction.input_tokens, r.correction.output_tokens)
+            spent = (r.spent.requests, r.spent.input_tokens, r.spent.output_tokens)
             for i, limit in enumerate(limits):
                 interval = minute_interval(limit)
                 if interval is None:
                     continue
-                p.tat[i] += corrections[i] * interval  # spent more than estimated: later; less: sooner
+                if r.charged & (1 << i):  # spent more than estimated: later; less: sooner
+                    p.tat[i] += corrections[i] * interval
+                else:  # admitted before this limit was known (the probe): it counts whole
+                    p.tat[i] = max(p.tat[i], now) + spent[i] * interval
                 left = r.remaining.values()[i]
                 if left is not None:  # the vendor says less is left than we think: believe it
                     p.tat[i] = max(p.tat[i], now + self._burst - left * interval)
