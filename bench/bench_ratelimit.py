@@ -107,6 +107,7 @@ async def run_job(
     prefix: str,
     per_minute: float,
     reset: Any = None,
+    settle: float = 0.0,
 ) -> dict[str, Any]:
     reset = reset or (lambda: None)
     settings = Settings(
@@ -141,6 +142,8 @@ async def run_job(
             t0 = time.perf_counter()
             await (await provide(container.qualifier)).qualify(project, warm_up)
             print(f"warm-up {time.perf_counter() - t0:.1f} s", file=sys.stderr)
+            # The warm-up call did not go through the pacer: let the vendor's buckets refill first.
+            await asyncio.sleep(settle)
         await asyncio.to_thread(reset)
         runner = await provide(container.runner)
         job = await jobs.add(Job(project_id=project.id, job_type=job_type))
@@ -228,6 +231,7 @@ SCENARIOS: dict[str, dict[str, Any]] = {
         "concurrency": 10,
         "limit": 4000,
         "token_limit": 20_000,
+        "settle": 6.0,
         "configs": ["pacer", "aimd"],
     },
     "tier1": {
@@ -236,6 +240,7 @@ SCENARIOS: dict[str, dict[str, Any]] = {
         "items": 40,
         "concurrency": 10,
         "limit": 50,
+        "settle": 6.0,
         "configs": ["pacer", "aimd", "fixed-window"],
     },
     "brightdata": {
@@ -261,7 +266,8 @@ async def scenario(name: str, spec: dict[str, Any], redis_url: str, tmp: str) ->
             base = (config, job_type, fake.url, spec["items"])
             rest = (spec["concurrency"], redis_url, prefix, per_minute)
             if count == 1:
-                runs = [await run_job(*base, str(Path(tmp) / f"{name}-{config}.db"), *rest, fake.reset)]
+                db = str(Path(tmp) / f"{name}-{config}.db")
+                runs = [await run_job(*base, db, *rest, fake.reset, spec.get("settle", 0.0))]
             else:
                 args = [(*base, str(Path(tmp) / f"{name}-{config}-{i}.db"), *rest) for i in range(count)]
                 runs = await asyncio.to_thread(run_in_processes, args)

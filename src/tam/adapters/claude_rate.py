@@ -65,7 +65,7 @@ class TokenEstimator:
 
     def __init__(self) -> None:
         self._warm: set[str] = set()
-        self._ratio = 1.0
+        self._ratio = 1.25  # start high: an overestimate only holds a call back until its correction
 
     def _prefix_key(self, request: Mapping[str, Any]) -> str:
         prefix = json.dumps([request.get("model"), request.get("tools"), request.get("system")], sort_keys=True)
