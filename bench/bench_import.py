@@ -25,7 +25,7 @@ from uuid import UUID
 import asyncpg
 from dependency_injector import providers
 
-from tam.containers import build_container
+from tam.containers import build_container, run_job
 from tam.domain.model import Job, JobType, NewCompany, Progress, Project, Usage
 from tam.settings import Settings
 
@@ -39,9 +39,9 @@ class CountingSink:
     inner: Any
     writes: int = 0
 
-    async def publish(self, job_id: UUID, progress: Progress, usage: Usage) -> None:
+    async def publish(self, job_id: UUID, progress: Progress, usage: Usage, token: int | None = None) -> Any:
         self.writes += 1
-        await self.inner.publish(job_id, progress, usage)
+        return await self.inner.publish(job_id, progress, usage, token)
 
 
 async def provide(provider: Any) -> Any:
@@ -81,10 +81,9 @@ async def run(database_url: str, latency: float, concurrency: int) -> dict[str, 
 
         sink = CountingSink(await provide(container.progress))
         container.progress.override(providers.Object(sink))
-        runner = await provide(container.runner)
         job = await job_repo.add(Job(project_id=project.id, job_type=JobType.QUALIFY))
         started = time.perf_counter()
-        done = await runner.run(job.id)
+        done = await run_job(container, job.id)
         job_s = time.perf_counter() - started
     finally:
         await container.shutdown_resources()

@@ -30,7 +30,7 @@ from urllib.parse import urlsplit, urlunsplit
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from fake_process import FakeProcess
-from tam.containers import build_container, provide
+from tam.containers import build_container, provide, run_job
 from tam.domain.model import Job, JobType, NewCompany, Progress, Project, QualificationStatus
 from tam.settings import Settings
 
@@ -62,12 +62,11 @@ class Bench:
 
     async def tam(self, n: int) -> dict[str, float]:
         project = await self.project(n)
-        runner = await provide(self.c.runner)
         job = await self.jobs.add(Job(project_id=project.id, job_type=JobType.QUALIFY))
         self.fake.served()
         fake_cpu, cpu = self.fake.stats()["cpu_s"], time.process_time()
         started = time.perf_counter()
-        done = await runner.run(job.id)
+        done = await run_job(self.c, job.id)
         elapsed = time.perf_counter() - started
         cpu, fake_cpu = time.process_time() - cpu, self.fake.stats()["cpu_s"] - fake_cpu
         assert done.items_done == n and done.items_failed == 0, done

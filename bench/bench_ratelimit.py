@@ -48,6 +48,7 @@ from tam.adapters.memory import LocalLimiter
 from tam.adapters.pacer import Pace
 from tam.adapters.redis_limiter import RedisLimiter
 from tam.containers import build_container, paces, provide
+from tam.containers import run_job as run_qualify
 from tam.domain.model import ONE_CALL, Company, Contact, Cost, Job, JobType, NewCompany, Project
 from tam.settings import Settings
 
@@ -145,10 +146,9 @@ async def run_job(
             # The warm-up call did not go through the pacer: let the vendor's buckets refill first.
             await asyncio.sleep(settle)
         await asyncio.to_thread(reset)
-        runner = await provide(container.runner)
         job = await jobs.add(Job(project_id=project.id, job_type=job_type))
         started = time.perf_counter()
-        done = await runner.run(job.id)
+        done = await run_qualify(container, job.id)
         elapsed = time.perf_counter() - started
         round_trips = getattr(limiter, "round_trips", 0) + getattr(getattr(limiter, "redis", None), "renewals", 0)
     finally:

@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from pyinstrument import Profiler
 
 from fake_process import FakeProcess
-from tam.containers import build_container, provide, resources_open
+from tam.containers import build_container, provide, resources_open, run_job
 from tam.domain.model import Job, JobType, NewCompany, Project
 from tam.settings import Settings
 from worker_process import create_database, drop_database, flush_redis, migrate, redis_url
@@ -56,12 +56,11 @@ async def main() -> None:
                     rows = [NewCompany(name=f"C{i}", domain=f"c{i}-{tag}.example.com") for i in range(n)]
                     await (await provide(c.companies)).add_many(project.id, rows)
                     job = await (await provide(c.jobs)).add(Job(project_id=project.id, job_type=JobType.QUALIFY))
-                    runner = await provide(c.runner)
                     profiler = Profiler(async_mode="disabled")
                     if profile:
                         profiler.start()
                     started, cpu = time.perf_counter(), time.process_time()
-                    await runner.run(job.id)
+                    await run_job(c, job.id)
                     elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
                     if profile:
                         profiler.stop()

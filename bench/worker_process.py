@@ -84,7 +84,7 @@ def cpu_seconds(pid: int) -> float:
 
 
 class WorkerProcess:
-    """`tam worker --processes P --threads T`: the dramatiq master and its P children."""
+    """`tam worker --processes P --threads T`: its supervisor, P dramatiq masters, and one child under each."""
 
     def __init__(self, env: dict[str, str], log: Path, processes: int = 1, threads: int = 1) -> None:
         self.log = log
@@ -105,9 +105,12 @@ class WorkerProcess:
                 raise RuntimeError(f"tam worker did not start; see {self.log}:\n{self.log.read_text()[-3000:]}")
             time.sleep(0.05)
 
-    def workers(self) -> list[int]:
-        """The PIDs of the processes that run jobs (the master's children)."""
+    def masters(self) -> list[int]:
         return children(self.proc.pid)
+
+    def workers(self) -> list[int]:
+        """The PIDs of the processes that run jobs (each dramatiq master's child)."""
+        return [child for master in self.masters() for child in children(master)]
 
     def cpu_seconds(self) -> float:
         return sum(cpu_seconds(pid) for pid in self.workers())
@@ -117,11 +120,11 @@ class WorkerProcess:
         return max((status_kb(pid, "VmHWM") for pid in self.workers()), default=0) / 1024
 
     def master_peak_rss_mb(self) -> float:
-        return status_kb(self.proc.pid, "VmHWM") / 1024
+        return max((status_kb(pid, "VmHWM") for pid in [self.proc.pid, *self.masters()]), default=0) / 1024
 
     def stop(self, timeout: float = 40) -> None:
         if self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGTERM)  # to the master only: it forwards it to its children
+            os.kill(self.proc.pid, signal.SIGTERM)  # to the supervisor only: it forwards it down
             try:
                 self.proc.wait(timeout=timeout)
                 return

@@ -7,6 +7,7 @@ import inspect
 import os
 from collections.abc import AsyncIterator
 from typing import Any
+from uuid import UUID
 
 from dependency_injector import containers, providers
 
@@ -63,10 +64,10 @@ from tam.adapters.supabase import (
     SupabaseProjectRepo,
     supabase_client,
 )
-from tam.domain.model import InvalidInput, JobType, Provider
+from tam.domain.model import InvalidInput, Job, JobType, Provider
 from tam.domain.services.contacts import FindContacts
 from tam.domain.services.discover import RefineDiscolike, SourceCompanies
-from tam.domain.services.dispatch import DispatchJob, ExecuteJob, ResumeStaleJobs
+from tam.domain.services.dispatch import AttemptEnd, AttemptPolicy, DispatchJob, JobAttempt, StaleJobSweep
 from tam.domain.services.estimate import EstimateJob, EstimateSettings
 from tam.domain.services.linkedin import CheckLinkedin
 from tam.domain.services.projects import ImportCompanies
@@ -180,7 +181,19 @@ class Container(containers.DeclarativeContainer):
 
     clock = providers.Singleton(SystemClock)
     prices = providers.Singleton(Settings.prices, settings)  # turns a job's usage into dollars
-    runner_settings = providers.Object(RunnerSettings())
+    runner_settings = providers.Factory(
+        lambda s: RunnerSettings(
+            outage_tolerance=s.tam_outage_tolerance, lease_check_after=s.tam_worker_heartbeat_timeout / 3
+        ),
+        settings,
+    )
+    attempt_policy = providers.Factory(
+        lambda s: AttemptPolicy(
+            heartbeat_timeout=s.tam_worker_heartbeat_timeout, outage_tolerance=s.tam_outage_tolerance
+        ),
+        settings,
+    )
+    heartbeat_timeout = providers.Callable(lambda s: s.tam_worker_heartbeat_timeout, settings)
 
     # --- storage ---------------------------------------------------------------------------
     memory_db = providers.Singleton(MemoryDatabase)
@@ -406,17 +419,23 @@ class Container(containers.DeclarativeContainer):
     )
     actor_names = providers.Object(ACTOR_NAMES)
     queue_name = providers.Object(QUEUE)
-    # Each delivery runs with job_id/project_id/job_type/attempt on every log line, and logs when its
-    # attempt starts or resumes and ends (tam.logs).
-    execute_job = providers.Factory(JobLogContext, providers.Factory(ExecuteJob, jobs, runner, clock), jobs)
+    # One delivery of a job (built fresh per delivery: its runner's steps hold that attempt's buffers).
+    # It runs with job_id/project_id/job_type/attempt on every log line, and logs when its attempt
+    # starts or resumes and ends (tam.logs).
+    job_attempt = providers.Factory(
+        JobLogContext, providers.Factory(JobAttempt, jobs, runner, clock, attempt_policy), jobs, heartbeat_timeout
+    )
     dispatcher = providers.Selector(
         dispatch_kind,
         redis=providers.Singleton(DramatiqJobDispatcher, broker),
-        inprocess=providers.Singleton(InProcessJobDispatcher, execute_job.provider, settings.provided.time_limit),
+        inprocess=providers.Singleton(InProcessJobDispatcher, job_attempt.provider, settings.provided.time_limit),
     )
-    dispatch_job = providers.Factory(DispatchJob, jobs, projects, dispatcher, clock)
-    # embedded mode: on start, jobs a dead process left running are dispatched again
-    resume_stale_jobs = providers.Factory(ResumeStaleJobs, jobs, dispatcher, clock)
+    dispatch_job = providers.Factory(
+        DispatchJob, jobs, projects, dispatcher, clock, heartbeat_timeout=heartbeat_timeout
+    )
+    # jobs whose attempt vanished (no heartbeat for the timeout) are enqueued again: `tam worker` sweeps
+    # periodically, embedded `tam serve` too
+    stale_job_sweep = providers.Factory(StaleJobSweep, jobs, dispatch_job, clock, heartbeat_timeout)
 
 
 async def provide(provider: Any) -> Any:
@@ -425,6 +444,17 @@ async def provide(provider: Any) -> Any:
     if inspect.isawaitable(value):
         value = await value
     return value
+
+
+async def run_job(container: Container, job_id: UUID, time_limit: float | None = None) -> Job:
+    """Run a job to its end in this process (the demo, benchmarks, tests), attempt after attempt, the
+    way a worker would, and return its row."""
+    for _ in range(10):
+        attempt = await provide(container.job_attempt)
+        if (await attempt(job_id, time_limit, None)).end is not AttemptEnd.RETRY:
+            break
+    jobs = await provide(container.jobs)
+    return await jobs.get(job_id)  # type: ignore[no-any-return]
 
 
 @contextlib.asynccontextmanager

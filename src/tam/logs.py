@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable, Iterable, Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, TextIO
+from typing import Any, Generic, TextIO, TypeVar
 from urllib.parse import urlsplit
 from uuid import UUID
 
@@ -23,9 +23,11 @@ import structlog
 from structlog.tracebacks import ExceptionDictTransformer
 from structlog.typing import EventDict, Processor
 
-from tam.domain.model import Job, JobStatus, TimeLimitExceeded
+from tam.domain.model import Job, JobStatus, TamError, TimeLimitExceeded
 from tam.ports.runtime import CallObserver, CallOutcome
 from tam.ports.storage import JobRepo
+
+T = TypeVar("T")
 
 MASK = "[redacted]"
 MIN_SECRET_LENGTH = 6  # shorter "secrets" would mask ordinary words
@@ -196,6 +198,16 @@ def job_context(job_id: UUID, project_id: UUID, **fields: Any) -> Iterator[None]
         yield
 
 
+@contextlib.contextmanager
+def _job_ids(job_id: UUID, job: Job | None) -> Iterator[None]:
+    if job is None:
+        with structlog.contextvars.bound_contextvars(job_id=str(job_id)):
+            yield
+    else:
+        with job_context(job_id, job.project_id, job_type=job.job_type.value):
+            yield
+
+
 # --- per-job call summary -------------------------------------------------------------------------
 
 
@@ -273,38 +285,47 @@ class JobCallTally:
 
 # --- one delivery of a job ------------------------------------------------------------------------
 
-Execute = Callable[[UUID, float | None, bool], Awaitable[Job]]
+Execute = Callable[[UUID, float | None, str | None], Awaitable[T]]
 job_log = structlog.get_logger("tam.jobs")
 
 
-class JobLogContext:
-    """Wraps one delivery of a job (ExecuteJob). Its log lines, the runner's and the worker's carry
+class JobLogContext(Generic[T]):
+    """Wraps one delivery of a job (JobAttempt). Its log lines, the runner's and the worker's carry
     `job_id`, `project_id`, `job_type` and `attempt` as fields (context variables are per task, so
     concurrent jobs on one event loop keep their own), and the attempt writes one line when it
     starts or resumes (saying why) and one when it ends (status, counts, duration, usage, and its
-    provider calls summed: calls, retries, 429s)."""
+    provider calls summed: calls, retries, 429s). Without the database (an outage) it binds the job
+    id alone and lets the attempt wait it out."""
 
-    def __init__(self, execute: Execute, jobs: JobRepo, stale_after: float = 15.0) -> None:
+    def __init__(self, execute: Execute[T], jobs: JobRepo, stale_after: float = 15.0) -> None:
         self._execute = execute
         self._jobs = jobs
         self._stale_after = stale_after
 
-    async def __call__(self, job_id: UUID, time_limit: float | None, last_attempt: bool = True) -> Job:
-        job = await self._jobs.get(job_id)
-        if job.status.finished:
-            with job_context(job_id, job.project_id, job_type=job.job_type.value):
-                return await self._execute(job_id, time_limit, last_attempt)
+    async def __call__(self, job_id: UUID, time_limit: float | None, task_id: str | None = None) -> T:
+        try:
+            job: Job | None = await self._jobs.get(job_id)
+        except TamError:  # NotFound or an outage: the attempt itself decides what that means
+            job = None
+        if job is None or job.status.finished:
+            with _job_ids(job_id, job):
+                return await self._execute(job_id, time_limit, task_id)
         tally = CallTally()
         token = _current_tally.set(tally)
         try:
             with job_context(job_id, job.project_id, job_type=job.job_type.value, attempt=job.attempts + 1):
-                self._log_begin(job, time_limit, last_attempt)
+                self._log_begin(job, time_limit)
                 began = time.monotonic()
                 try:
-                    ended = await self._execute(job_id, time_limit, last_attempt)
+                    result = await self._execute(job_id, time_limit, task_id)
                 except BaseException as exc:
                     self._log_interrupted(exc, time.monotonic() - began, tally)
                     raise
+                ended = result if isinstance(result, Job) else getattr(result, "job", None)
+                end = getattr(result, "end", None)
+                if not isinstance(ended, Job):
+                    job_log.info("attempt ended", end=str(end), duration_s=round(time.monotonic() - began, 3))
+                    return result
                 job_log.info(
                     "attempt ended",
                     status=ended.status.value,
@@ -314,15 +335,16 @@ class JobLogContext:
                     duration_s=round(time.monotonic() - began, 3),
                     usage=dict(ended.usage.counts),
                     calls=tally.summary(),
+                    **({"end": str(end)} if end is not None else {}),
                     **({"error": ended.error} if ended.error else {}),
                 )
-                return ended
+                return result
         finally:
             _current_tally.reset(token)
 
-    def _log_begin(self, job: Job, time_limit: float | None, last_attempt: bool) -> None:
-        if job.status is not JobStatus.RUNNING:
-            job_log.info("attempt started", time_limit_s=time_limit, last_attempt=last_attempt)
+    def _log_begin(self, job: Job, time_limit: float | None) -> None:
+        if job.status is not JobStatus.RUNNING or job.attempts == 0:
+            job_log.info("attempt started", time_limit_s=time_limit)
             return
         beat = job.heartbeat_at or job.updated_at or job.started_at
         quiet = (datetime.now(UTC) - beat).total_seconds() if beat is not None else None
@@ -337,7 +359,6 @@ class JobLogContext:
             items_done=job.items_done,
             items_failed=job.items_failed,
             time_limit_s=time_limit,
-            last_attempt=last_attempt,
         )
 
     def _log_interrupted(self, exc: BaseException, seconds: float, tally: CallTally) -> None:

@@ -40,6 +40,9 @@ class Settings(BaseSettings):
     redis_url: SecretStr | None = None
     # Seconds without a heartbeat before a worker counts as dead and its jobs go to another worker.
     tam_worker_heartbeat_timeout: float = Field(15, ge=2, le=600)
+    # Seconds a job waits out a database or Redis outage (results held, writes retried) before its
+    # attempt ends, leaving the job to resume.
+    tam_outage_tolerance: float = Field(600, ge=0)
 
     tam_providers: Literal["live", "sandbox"] = "live"
     tam_sandbox_seed: int = 7

@@ -148,8 +148,8 @@ def test_cancel_a_queued_job_so_it_never_starts() -> None:
         cancelled = client.post(f"/api/tam/jobs/{job_id}/cancel", headers=AUTH).json()
         again = client.post(f"/api/tam/jobs/{job_id}/cancel", headers=AUTH).json()
         # the worker picks the message up later: the job is already final, so nothing runs
-        execute = container.execute_job()
-        after = client.portal.call(execute, recorder.dispatched[0].id, None)
+        attempt = container.job_attempt()
+        after = client.portal.call(attempt, recorder.dispatched[0].id, None).job
         rerun = client.post(
             "/api/tam/run", headers=AUTH, json={"jobId": job_id, "jobType": "qualify", "projectId": project_id}
         )

@@ -7,7 +7,7 @@ from uuid import UUID, uuid4
 
 import pytest
 
-from tam.domain.model import Job, JobStatus, JobType
+from tam.domain.model import BrokerUnavailable, Job, JobStatus, JobType
 from tests.api.helpers import AUTH, RecordingDispatcher, make_client, make_container, new_project, run
 
 
@@ -136,24 +136,30 @@ def test_every_error_status_of_the_run_route() -> None:
     assert recorder.dispatched == []
 
 
-def test_broker_failure_fails_the_job_visibly() -> None:
-    class DeadBroker(RecordingDispatcher):
-        async def dispatch(self, job: Job) -> str:
-            from tam.domain.model import TamError
+def test_broker_outage_answers_503_leaves_the_job_as_it_was_and_the_retry_enqueues_it() -> None:
+    class FlakyBroker(RecordingDispatcher):
+        down = True
 
-            raise TamError("the job broker (REDIS_URL) is unreachable: ConnectionError")
+        async def dispatch(self, job: Job) -> str:
+            if self.down:
+                raise BrokerUnavailable("the job broker (REDIS_URL) is unreachable: ConnectionError")
+            return await super().dispatch(job)
 
     container = make_container()
-    with make_client(container, DeadBroker()) as client:
+    broker = FlakyBroker()
+    with make_client(container, broker) as client:
         project_id = new_project(client)
         job = seed_job(client, container, project_id)
-        response = client.post(
-            "/api/tam/run", headers=AUTH, json={"jobId": str(job.id), "jobType": "qualify", "projectId": project_id}
-        )
+        body = {"jobId": str(job.id), "jobType": "qualify", "projectId": project_id}
+        response = client.post("/api/tam/run", headers=AUTH, json=body)
         _error(response, 503, "REDIS_URL")
-        stored = client.get(f"/api/tam/jobs/{job.id}", headers=AUTH).json()
-    assert stored["status"] == "failed"
-    assert "could not enqueue" in stored["error"]
+        during = client.get(f"/api/tam/jobs/{job.id}", headers=AUTH).json()
+        broker.down = False
+        after = client.post("/api/tam/run", headers=AUTH, json=body)
+    assert (during["status"], during["taskId"], during["error"]) == ("running", None, None)  # as the frontend set it
+    assert after.status_code == 200, after.text
+    assert [j.id for j in broker.dispatched] == [job.id]
+    assert broker.dispatched[0].task_id == after.json()["taskId"]
 
 
 def test_an_unexpected_error_answers_500_without_details() -> None:

@@ -142,7 +142,11 @@ async def test_many_verdicts_are_recorded_at_once_and_missing_companies_skipped(
         QualificationStatus.DISQUALIFIED,
         "too small",
     )
-    assert await store.companies.record_qualifications(records[:1]) == 1  # idempotent
+    # a verdict is written once: a second write (another job, or a stale attempt) changes nothing
+    later = QualificationRecord(a.id, QualificationStatus.DISQUALIFIED, "overwrite?", AT)
+    assert await store.companies.record_qualifications([later]) == 0
+    (kept,) = await store.companies.get_many([a.id])
+    assert (kept.qualification_status, kept.qualification_reason) == (QualificationStatus.QUALIFIED, "fits the ICP")
 
 
 async def test_needing_contacts_is_qualified_and_never_searched(store: Stores) -> None:

@@ -88,7 +88,8 @@ async def test_completing_sets_100_and_a_finished_job_stays_finished(store: Stor
     )
     assert await store.jobs.finish(job.id, JobStatus.FAILED, None, "late", at(10)) == done
     assert await store.jobs.cancel(job.id, at(11)) == done
-    assert await store.jobs.start(job.id, at(12)) == done
+    assert await store.jobs.start(job.id, at(12)) is None
+    assert await store.jobs.get(job.id) == done
 
 
 async def test_failing_keeps_progress_and_message_and_records_the_error(store: Stores) -> None:

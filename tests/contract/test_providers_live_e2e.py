@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tam.containers import Container, build_container, provide
+from tam.containers import Container, build_container, provide, run_job
 from tam.domain.model import (
     CompanySourceKind,
     EmailStatus,
@@ -83,7 +83,7 @@ async def make_container() -> AsyncIterator[Any]:
 
 async def run(container: Container, project: Project, job_type: JobType) -> Job:
     job = await (await provide(container.jobs)).add(Job(project_id=project.id, job_type=job_type))
-    return await (await provide(container.runner)).run(job.id, time_limit=60)
+    return await run_job(container, job.id, 60)
 
 
 def sample_project() -> Project:

@@ -91,10 +91,11 @@ async def test_claim_job_task_returns_the_effective_task_id(pg_pool: Any) -> Non
     job_id = await pg_pool.fetchval(
         "insert into tam_job_queue (project_id, job_type) values ($1, 'qualify') returning id", project_id
     )
-    assert await pg_pool.fetchval("select tam_claim_job_task($1, 'first')", job_id) == "first"
-    assert await pg_pool.fetchval("select tam_claim_job_task($1, 'second')", job_id) == "first"
+    claim = "select task_id from tam_claim_job_task($1, $2)"
+    assert await pg_pool.fetchval(claim, job_id, "first") == "first"
+    assert await pg_pool.fetchval(claim, job_id, "second") == "first"
     with pytest.raises(asyncpg.NoDataFoundError, match="not found"):
-        await pg_pool.fetchval("select tam_claim_job_task($1, 'x')", uuid4())
+        await pg_pool.fetchval(claim, uuid4(), "x")
 
 
 async def test_save_job_progress_never_lowers_progress(pg_pool: Any) -> None:
@@ -102,7 +103,10 @@ async def test_save_job_progress_never_lowers_progress(pg_pool: Any) -> None:
     job_id = await pg_pool.fetchval(
         "insert into tam_job_queue (project_id, job_type) values ($1, 'qualify') returning id", project_id
     )
-    save = "select tam_save_job_progress($1, $2, 10, $3, 0, $4, $5::jsonb, now())"
+    save = "select 1 from tam_save_job_progress($1, $2, 10, $3, 0, $4, $5::jsonb, now())"
+    await pg_pool.execute(save, job_id, 60, 6, "6 of 10", {"tokens": 9})  # not running yet: ignored
+    assert await pg_pool.fetchval("select progress from tam_job_queue where id = $1", job_id) == 0
+    await pg_pool.execute("select 1 from tam_start_job($1, now())", job_id)
     await pg_pool.execute(save, job_id, 60, 6, "6 of 10", {"tokens": 9})
     await pg_pool.execute(save, job_id, 30, 3, "3 of 10", {"tokens": 12})
     await pg_pool.execute(save, job_id, 250, 10, "way over", {})

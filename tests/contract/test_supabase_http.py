@@ -23,6 +23,7 @@ from tam.adapters.supabase import (
     create_supabase_client,
 )
 from tam.domain.model import (
+    ActiveJobExists,
     EmailStatus,
     Job,
     JobStatus,
@@ -213,10 +214,19 @@ async def test_a_function_raising_no_data_found_is_not_found(client: Any, api: r
 
 
 async def test_claim_task_returns_what_the_function_returns(client: Any, api: respx.MockRouter) -> None:
-    route = api.post("/rpc/tam_claim_job_task").respond(200, json="earlier-task")
+    route = api.post("/rpc/tam_claim_job_task").respond(200, json=[{"task_id": "earlier-task", "active_job_id": None}])
     job_id = uuid4()
     assert await SupabaseJobRepo(client).claim_task(job_id, "mine") == "earlier-task"
     assert json.loads(sent(route).content) == {"p_job_id": str(job_id), "p_task_id": "mine"}
+
+
+async def test_claim_task_names_the_active_job_of_the_type(client: Any, api: respx.MockRouter) -> None:
+    active = job_row()
+    api.post("/rpc/tam_claim_job_task").respond(200, json=[{"task_id": None, "active_job_id": active["id"]}])
+    api.get("/tam_job_queue").respond(200, json=[active])
+    with pytest.raises(ActiveJobExists) as refused:
+        await SupabaseJobRepo(client).claim_task(uuid4(), "mine")
+    assert str(refused.value.job_id) == active["id"]
 
 
 async def test_job_transitions_are_rpcs_returning_the_row(client: Any, api: respx.MockRouter) -> None:
@@ -263,7 +273,7 @@ async def test_many_verdicts_are_one_rpc(client: Any, api: respx.MockRouter) -> 
 
 
 async def test_save_progress_sends_counts_percent_and_usage(client: Any, api: respx.MockRouter) -> None:
-    route = api.post("/rpc/tam_save_job_progress").respond(200, json=None)
+    route = api.post("/rpc/tam_save_job_progress").respond(200, json=job_row())
     job_id = uuid4()
     await SupabaseJobRepo(client).save_progress(job_id, Progress(150, 44, 1, "45 of 150"), Usage.of(tokens=9), AT)
     assert json.loads(sent(route).content) == {
@@ -275,6 +285,7 @@ async def test_save_progress_sends_counts_percent_and_usage(client: Any, api: re
         "p_message": "45 of 150",
         "p_usage": {"tokens": 9},
         "p_at": "2026-11-29T12:00:00.000000+00:00",
+        "p_token": None,
     }
 
 

@@ -20,8 +20,9 @@ from tests.e2e.conftest import AUTH, KEY, wait_for
 pytestmark = pytest.mark.slow
 
 
-def embedded(tmp_path: Path) -> Settings:
+def embedded(tmp_path: Path, heartbeat_timeout: float = 15) -> Settings:
     return Settings(
+        tam_worker_heartbeat_timeout=heartbeat_timeout,
         _env_file=None,
         tam_store="sqlite",
         tam_sqlite_path=str(tmp_path / "tam.db"),
@@ -61,7 +62,8 @@ async def left_running(settings: Settings, heartbeat_age: float) -> tuple[str, s
 
 
 def test_serve_resumes_a_job_a_dead_process_left_running(tmp_path: Path) -> None:
-    settings = embedded(tmp_path)
+    # a sweeper watches for a heartbeat timeout before it judges a job stale: a short one here
+    settings = embedded(tmp_path, heartbeat_timeout=3)
     project_id, job_id, before = asyncio.run(left_running(settings, heartbeat_age=120))
     assert len(before) == 5
     with TestClient(create_app(build_container(settings))) as api:

@@ -70,7 +70,7 @@ async def test_an_attempt_logs_its_start_and_its_end_with_the_calls_summed(captu
         rows = [CompanyRow(name=f"Co {i}", domain=f"co{i}.example.com") for i in range(30)]
         await (await provide(container.import_companies))(project.id, rows)
         job = await (await provide(container.jobs)).add(Job(project_id=project.id, job_type=JobType.QUALIFY))
-        ended = await (await provide(container.execute_job))(job.id, 60.0, True)
+        ended = (await (await provide(container.job_attempt))(job.id, 60.0, None)).job
 
     assert ended.status is JobStatus.COMPLETED, ended
     lines = lines_of(captured)

@@ -11,6 +11,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
+from uuid import UUID
 
 import looptime
 
@@ -31,17 +32,20 @@ from tam.domain.model import (
     Cost,
     CredentialError,
     EmailStatus,
+    Job,
     JobType,
     NewCompany,
     PermanentItemError,
     Person,
     Project,
     Provider,
+    TimeLimitExceeded,
     TransientProviderError,
     Usage,
 )
 from tam.domain.services.calls import RetryPolicy
 from tam.domain.services.contacts import FindContacts
+from tam.domain.services.dispatch import AttemptEnd, AttemptPolicy, JobAttempt
 from tam.domain.services.linkedin import CheckLinkedin
 from tam.domain.services.qualify import QualifyCompanies
 from tam.domain.services.runner import JobRunner, RunnerSettings
@@ -198,7 +202,7 @@ class World:
         limit: int = 3,
         policy: RetryPolicy | None = None,
         flush_interval: float = 1.0,
-    ) -> JobRunner:
+    ) -> Attempts:
         limiter = LocalLimiter({p.value: limit for p in Provider})
         steps: dict[JobType, Any] = {}
         if qualifier is not None:
@@ -209,7 +213,7 @@ class World:
             )
         if linkedin is not None:
             steps[JobType.CHECK_LINKEDIN] = CheckLinkedin(self.contacts, self.companies, linkedin, self.clock, limit)
-        return JobRunner(
+        runner = JobRunner(
             self.jobs,
             self.projects,
             steps,
@@ -218,3 +222,21 @@ class World:
             self.clock,
             RunnerSettings(flush_interval=flush_interval, policy=policy or RetryPolicy(), seed=1),
         )
+        return Attempts(self.jobs, runner, self.clock)
+
+
+@dataclass
+class Attempts:
+    """Runs a job the way a worker does, through JobAttempt; `last_attempt=False` lets a time limit end
+    the attempt resumable (TimeLimitExceeded) instead of failing the job."""
+
+    jobs: MemoryJobRepo
+    runner: JobRunner
+    clock: SystemClock
+
+    async def run(self, job_id: UUID, time_limit: float | None = None, last_attempt: bool = True) -> Job:
+        policy = AttemptPolicy(attempts=1 if last_attempt else 1_000)
+        result = await JobAttempt(self.jobs, self.runner, self.clock, policy)(job_id, time_limit)
+        if result.end is AttemptEnd.RETRY:
+            raise TimeLimitExceeded(result.detail)
+        return await self.jobs.get(job_id)

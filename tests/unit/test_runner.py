@@ -134,7 +134,9 @@ def test_cancel_stops_between_items_and_keeps_finished_ones() -> None:
     assert total - at_cancel <= 3
     decided = [s for s in statuses(world) if s is not QualificationStatus.PENDING]
     assert 0 < len(decided) < len(NAMES)
-    assert job.items_done == len(decided)
+    # Once cancelled the row is final (no progress write after it); the answers in flight at the cancel
+    # are still stored (they were paid), so the table may hold a few more than the frozen count.
+    assert job.items_done <= len(decided) <= job.items_done + 3 + 3
 
 
 def test_a_cancelled_pending_job_never_starts() -> None:
@@ -169,7 +171,7 @@ def test_progress_messages_read_like_a_person_wrote_them() -> None:
     messages = [p.message for _, p in world.sink.updates]
     assert messages[0] == "Qualified 0 of 30 companies"
     assert any("of 30 companies, 1 failed" in m for m in messages[1:-1])
-    assert job.message == "Qualified 30 of 30 companies: 28 qualified, 1 disqualified, 1 failed"
+    assert job.message == "Qualified 30 of 30 companies; the project now has 28 qualified, 1 disqualified, 1 failed"
 
 
 def test_time_limit_fails_the_job_with_a_clear_error() -> None:

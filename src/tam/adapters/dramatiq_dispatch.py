@@ -8,7 +8,7 @@ import dramatiq
 import redis
 from dramatiq.brokers.redis import RedisBroker
 
-from tam.domain.model import Job, JobType, TamError
+from tam.domain.model import BrokerUnavailable, Job, JobType
 
 QUEUE = "tam"
 
@@ -57,7 +57,7 @@ class DramatiqJobDispatcher:
         try:
             await asyncio.to_thread(self._broker.enqueue, message)
         except redis.RedisError as exc:
-            raise TamError(f"the job broker (REDIS_URL) is unreachable: {type(exc).__name__}") from None
+            raise BrokerUnavailable(f"the job broker (REDIS_URL) is unreachable: {type(exc).__name__}") from None
         return job.task_id
 
     async def aclose(self) -> None:
@@ -70,4 +70,4 @@ class DramatiqJobDispatcher:
         try:
             await asyncio.to_thread(self._broker.client.ping)
         except redis.RedisError as exc:
-            raise TamError(f"the job broker (REDIS_URL) is unreachable: {type(exc).__name__}") from None
+            raise BrokerUnavailable(f"the job broker (REDIS_URL) is unreachable: {type(exc).__name__}") from None

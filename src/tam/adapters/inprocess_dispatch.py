@@ -4,53 +4,50 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-import logging
 from collections.abc import Awaitable, Callable
+from typing import Any
 from uuid import UUID
 
 from tam.domain.model import Job, JobType
 
-log = logging.getLogger(__name__)
-
-Execute = Callable[[UUID, float | None, bool], Awaitable[object]]
+Attempt = Callable[[UUID, float | None, str | None], Awaitable[Any]]
 
 
 class InProcessJobDispatcher:
-    """Runs each job with two attempts, like the worker. Jobs in flight when the process exits stay
-    `running` with their task id; the next `tam serve` resumes them (ResumeStaleJobs)."""
+    """Runs each job as a task of this event loop, one JobAttempt after another while an attempt ends
+    resumable at once (a time limit before the last attempt). Jobs in flight when the process exits stay
+    `running`; the stale-job sweep of the next `tam serve` resumes them."""
 
     def __init__(
         self,
-        new_execute: Callable[[], Execute | Awaitable[Execute]],
+        new_attempt: Callable[[], Attempt | Awaitable[Attempt]],
         time_limit: Callable[[JobType], float],
-        attempts: int = 2,
+        max_rounds: int = 10,
     ) -> None:
-        # A fresh use case per job: steps keep per-run state (buffered results) that jobs running
-        # side by side in this loop must not share.
-        self._new_execute = new_execute
+        # A fresh use case per attempt: steps keep per-attempt state (buffered results) that jobs
+        # running side by side in this loop must not share.
+        self._new_attempt = new_attempt
         self._time_limit = time_limit
-        self._attempts = attempts
+        self._max_rounds = max_rounds
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def dispatch(self, job: Job) -> str:
         if job.task_id is None:
             raise ValueError("dispatch needs a claimed task id")
-        task = asyncio.create_task(self._run(job.id, job.job_type), name=f"tam-job-{job.id}")
+        task = asyncio.create_task(self._run(job.id, job.job_type, job.task_id), name=f"tam-job-{job.id}")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return job.task_id
 
-    async def _run(self, job_id: UUID, job_type: JobType) -> None:
+    async def _run(self, job_id: UUID, job_type: JobType, task_id: str) -> None:
         limit = self._time_limit(job_type)
-        for attempt in range(1, self._attempts + 1):
-            try:
-                execute = self._new_execute()
-                if inspect.isawaitable(execute):
-                    execute = await execute
-                await execute(job_id, limit, attempt == self._attempts)
+        for _ in range(self._max_rounds):
+            attempt = self._new_attempt()
+            if inspect.isawaitable(attempt):
+                attempt = await attempt
+            result = await attempt(job_id, limit, task_id)
+            if getattr(result, "end", None) != "retry":
                 return
-            except Exception:
-                log.warning("job %s: attempt %d failed, retrying", job_id, attempt, exc_info=True)
 
     async def ping(self) -> None:
         return None

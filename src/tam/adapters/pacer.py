@@ -35,11 +35,11 @@ from tam.domain.model import (
     NO_LIMITS,
     NO_SIGNAL,
     ONE_CALL,
+    BrokerUnavailable,
     Cost,
     ProviderPaused,
     RateLimits,
     RateSignal,
-    TransientProviderError,
 )
 
 log = logging.getLogger(__name__)
@@ -251,7 +251,8 @@ class PacedSlots:
                 lane.pending[:0] = releases  # not applied: they travel with the next try
                 failing_since = failing_since or loop.time()
                 if loop.time() - failing_since >= self._unavailable_after:
-                    raise TransientProviderError(provider, f"rate limiter unreachable: {exc}") from exc
+                    # weather, not a provider error: the job pauses (no call starts) until Redis is back
+                    raise BrokerUnavailable(f"rate limiter unreachable (Redis): {exc}") from exc
                 await asyncio.sleep(pause)
                 pause = min(pause * 1.5, self._poll_max)
                 continue

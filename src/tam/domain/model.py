@@ -288,6 +288,105 @@ class Job:
     def with_(self, **changes: object) -> Job:
         return replace(self, **changes)  # type: ignore[arg-type]
 
+    # --- lifecycle rules: every store persists what these decide (the SQL functions of
+    # 20261202000000_tam_durable_jobs.sql and the SQLite queries mirror them; tests/unit/test_job_rules.py
+    # checks every store against them). The fencing token of an attempt is `attempts` as it started it.
+
+    @property
+    def active(self) -> bool:
+        return self.status in (JobStatus.PENDING, JobStatus.RUNNING)
+
+    def held(self, stale_before: datetime) -> bool:
+        """Running under a live lease: an attempt started it and its heartbeat is newer than `stale_before`."""
+        return (
+            self.status is JobStatus.RUNNING
+            and self.attempts > 0
+            and self.heartbeat_at is not None
+            and self.heartbeat_at >= stale_before
+        )
+
+    def start(self, at: datetime, task_id: str | None = None, stale_before: datetime | None = None) -> Job | None:
+        """A new attempt takes the lease (token = attempts + 1), or None: the job is finished, the
+        message carrying `task_id` was superseded by another task, or a live attempt holds it."""
+        if self.status.finished:
+            return None
+        if task_id is not None and self.task_id is not None and task_id != self.task_id:
+            return None
+        if stale_before is not None and self.held(stale_before):
+            return None
+        return replace(
+            self,
+            status=JobStatus.RUNNING,
+            attempts=self.attempts + 1,
+            started_at=self.started_at or at,
+            heartbeat_at=at,
+            updated_at=at,
+        )
+
+    def progressed(self, token: int | None, progress: Progress, usage: Usage, at: datetime) -> Job:
+        """Counts, message, usage and heartbeat from the lease holder of a running job; progress never
+        goes back. Anyone else (a stale attempt, or any writer once the job finished) changes nothing."""
+        if self.status is not JobStatus.RUNNING or (token is not None and token != self.attempts):
+            return self
+        return replace(
+            self,
+            progress=max(self.progress, progress.percent),
+            items_total=progress.items_total,
+            items_done=progress.items_done,
+            items_failed=progress.items_failed,
+            message=progress.message,
+            usage=usage,
+            heartbeat_at=at,
+            updated_at=at,
+        )
+
+    def finished_as(
+        self, status: JobStatus, message: str | None, error: str | None, at: datetime, token: int | None = None
+    ) -> Job:
+        """Finish once: an active job moves to `status` (completed sets progress 100); a finished job, or
+        a stale attempt's request (`token` not the current one), changes nothing."""
+        if not self.active or (token is not None and token != self.attempts):
+            return self
+        return replace(
+            self,
+            status=status,
+            progress=100 if status is JobStatus.COMPLETED else self.progress,
+            message=message if message is not None else self.message,
+            error=error,
+            finished_at=at,
+            updated_at=at,
+        )
+
+    def released(self, token: int, at: datetime) -> Job:
+        """The lease holder lets go without finishing (shutdown, time limit): the next attempt may start
+        at once instead of waiting out the heartbeat timeout."""
+        if self.status is not JobStatus.RUNNING or token != self.attempts:
+            return self
+        return replace(self, heartbeat_at=None, updated_at=at)
+
+    def unclaimed(self, task_id: str) -> Job:
+        """The broker refused the message for `task_id`: the task id is given back unless an attempt
+        already started under it."""
+        if self.task_id != task_id or self.attempts > 0 or self.status.finished:
+            return self
+        return replace(self, task_id=None)
+
+    def requeued(self, old_task_id: str | None, new_task_id: str, stale_before: datetime, at: datetime) -> Job | None:
+        """A running job whose attempt is gone (neither a heartbeat nor any other write since
+        `stale_before`) gets a new task, so exactly one new message runs it; None when it is not stale
+        or another caller got there first. The write itself makes the row fresh for another timeout:
+        the new message has that long to start before the job counts as stale again."""
+        if self.status is not JobStatus.RUNNING or self.task_id != old_task_id or self.held(stale_before):
+            return None
+        if self.updated_at is not None and self.updated_at >= stale_before:
+            return None
+        return replace(self, task_id=new_task_id, updated_at=at)
+
+
+def active_job_message(active: Job) -> str:
+    """Why a second job of a type is refused (the SQL functions write the same text)."""
+    return f"job {active.id} of type {active.job_type.value} is already {active.status.value} for this project"
+
 
 @dataclass(frozen=True, slots=True)
 class Progress:
@@ -316,12 +415,42 @@ class InvalidInput(TamError):
     """The caller sent something unusable (bad domain, unknown job type, ...)."""
 
 
+class RejectedValue(InvalidInput):
+    """The database refused a value as data (a NUL byte in text, a value too long, a failed check):
+    bad input (400), never an outage."""
+
+
 class NotFound(TamError):
     pass
 
 
 class Conflict(TamError):
     """The request contradicts the stored state (job of another project, already finished)."""
+
+
+class ActiveJobExists(Conflict):
+    """Another job of the same type is already active for the project."""
+
+    def __init__(self, message: str, job_id: UUID) -> None:
+        super().__init__(message)
+        self.job_id = job_id
+
+
+class LeaseLost(TamError):
+    """This attempt no longer holds its job: a newer attempt took it over (fencing) and this one stops."""
+
+
+class InfrastructureError(TamError):
+    """The database or the broker cannot be reached right now: weather, not a bug. A job waits it out
+    (up to TAM_OUTAGE_TOLERANCE); a request answers 503."""
+
+
+class StorageUnavailable(InfrastructureError):
+    pass
+
+
+class BrokerUnavailable(InfrastructureError):
+    pass
 
 
 class TimeLimitExceeded(TamError):

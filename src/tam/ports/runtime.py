@@ -61,8 +61,9 @@ ConcurrencyLimiter = Pacer
 
 
 class ProgressSink(Protocol):
-    async def publish(self, job_id: UUID, progress: Progress, usage: Usage) -> None:
-        """Called at most about once per flush interval and once at the end of a job."""
+    async def publish(self, job_id: UUID, progress: Progress, usage: Usage, token: int | None = None) -> Job:
+        """Called about once per flush interval (it is the job's heartbeat) by the attempt holding lease
+        `token`; returns the job row as it is after, so the attempt sees a cancel or a lost lease."""
         ...
 
 

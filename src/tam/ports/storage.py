@@ -135,24 +135,54 @@ class ContactRepo(Protocol):
 
 
 class JobRepo(Protocol):
+    """The job row's lifecycle; each write is the rule of the same name on `Job` (start, progressed,
+    finished_as, released, requeued), applied atomically. `token` is the fencing token of an attempt:
+    the `attempts` value its `start` returned."""
+
     async def add(self, job: Job) -> Job: ...
+
+    async def add_exclusive(self, job: Job) -> Job:
+        """Insert the job unless a job of its type is active (pending or running) for its project:
+        then raise ActiveJobExists naming that job. Atomic across processes."""
+        ...
 
     async def get(self, job_id: UUID) -> Job: ...
 
     async def list(self, project_id: UUID | None = None) -> list[Job]: ...
 
-    async def start(self, job_id: UUID, at: datetime) -> Job:
-        """Mark a pending or running job running and count the attempt; finished jobs unchanged."""
+    async def start(
+        self, job_id: UUID, at: datetime, *, task_id: str | None = None, stale_before: datetime | None = None
+    ) -> Job | None:
+        """Start an attempt (`Job.start`): the job as started (its token is `attempts`), or None when
+        it is finished, `task_id` was superseded, or a live attempt holds it."""
         ...
 
-    async def save_progress(self, job_id: UUID, progress: Progress, usage: Usage, at: datetime) -> None:
-        """Write counts, message, usage and heartbeat of a running job; `progress` never decreases."""
+    async def save_progress(
+        self, job_id: UUID, progress: Progress, usage: Usage, at: datetime, *, token: int | None = None
+    ) -> Job:
+        """Write counts, message, usage and heartbeat of a running job (`Job.progressed`); return the row
+        as it is after, so a caller sees a cancel or a lost lease without another read."""
         ...
 
     async def finish(
-        self, job_id: UUID, status: JobStatus, message: str | None, error: str | None, at: datetime
+        self,
+        job_id: UUID,
+        status: JobStatus,
+        message: str | None,
+        error: str | None,
+        at: datetime,
+        *,
+        token: int | None = None,
     ) -> Job:
-        """Move a job that is not finished yet to a final status (completed sets progress 100)."""
+        """Move a job that is not finished yet to a final status (`Job.finished_as`); return the row."""
+        ...
+
+    async def release(self, job_id: UUID, token: int, at: datetime) -> None:
+        """The lease holder lets the job go without finishing it (`Job.released`)."""
+        ...
+
+    async def requeue(self, job_id: UUID, old_task_id: str | None, new_task_id: str, stale_before: datetime) -> bool:
+        """Give a stale running job a new task id (`Job.requeued`); True for the one caller that did."""
         ...
 
     async def set_budget(self, job_id: UUID, max_cost_usd: float | None) -> None:
@@ -164,7 +194,13 @@ class JobRepo(Protocol):
         ...
 
     async def claim_task(self, job_id: UUID, task_id: str) -> str:
-        """Set the job's task id unless it has one; return the task id it ends up with."""
+        """Set the job's task id unless it has one; return the task id it ends up with. When another job
+        of the same (project, type) is active and already has a task, this one is cancelled with a
+        message naming it and ActiveJobExists is raised. Atomic across processes."""
+        ...
+
+    async def unclaim_task(self, job_id: UUID, task_id: str) -> None:
+        """Give back a task id whose message the broker refused (`Job.unclaimed`)."""
         ...
 
     async def cancel(self, job_id: UUID, at: datetime) -> Job:

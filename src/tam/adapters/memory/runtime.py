@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from uuid import UUID
 
-from tam.domain.model import Progress, Usage
+from tam.domain.model import Job, Progress, Usage
 from tam.ports.runtime import ProgressSink
 from tam.ports.storage import JobRepo
 
@@ -31,8 +31,8 @@ class StoreProgressSink:
     def __init__(self, jobs: JobRepo) -> None:
         self._jobs = jobs
 
-    async def publish(self, job_id: UUID, progress: Progress, usage: Usage) -> None:
-        await self._jobs.save_progress(job_id, progress, usage, datetime.now(UTC))
+    async def publish(self, job_id: UUID, progress: Progress, usage: Usage, token: int | None = None) -> Job:
+        return await self._jobs.save_progress(job_id, progress, usage, datetime.now(UTC), token=token)
 
 
 @dataclass
@@ -42,7 +42,8 @@ class RecordingProgressSink:
     inner: ProgressSink | None = None
     updates: list[tuple[UUID, Progress]] = field(default_factory=list)
 
-    async def publish(self, job_id: UUID, progress: Progress, usage: Usage) -> None:
+    async def publish(self, job_id: UUID, progress: Progress, usage: Usage, token: int | None = None) -> Job:
         self.updates.append((job_id, progress))
-        if self.inner is not None:
-            await self.inner.publish(job_id, progress, usage)
+        if self.inner is None:
+            raise RuntimeError("RecordingProgressSink needs an inner sink to answer with the job row")
+        return await self.inner.publish(job_id, progress, usage, token)

@@ -10,6 +10,7 @@ from typing import TypeVar
 from uuid import UUID
 
 from tam.domain.model import (
+    ActiveJobExists,
     Company,
     Contact,
     EmailStatus,
@@ -21,6 +22,7 @@ from tam.domain.model import (
     Project,
     QualificationStatus,
     Usage,
+    active_job_message,
 )
 from tam.ports.providers import LinkedinCheck
 from tam.ports.storage import CompanyPage, ContactPage, ContactStats, ImportResult, QualificationRecord
@@ -107,7 +109,7 @@ class MemoryCompanyRepo:
         stored = 0
         for r in records:
             company = self._db.companies.get(r.company_id)
-            if company is not None:
+            if company is not None and company.qualification_status is QualificationStatus.PENDING:
                 self._db.companies[r.company_id] = replace(
                     company, qualification_status=r.status, qualification_reason=r.reason, qualified_at=r.at
                 )
@@ -220,6 +222,9 @@ class MemoryContactRepo:
 
 
 class MemoryJobRepo:
+    """Applies the rules on `Job` (start, progressed, finished_as, ...) to a dict; the event loop makes
+    each method atomic (no await between the read and the write)."""
+
     def __init__(self, db: MemoryDatabase) -> None:
         self._db = db
 
@@ -228,6 +233,12 @@ class MemoryJobRepo:
         stored = replace(job, created_at=job.created_at or now, updated_at=now)
         self._db.jobs.setdefault(job.id, stored)
         return self._db.jobs[job.id]
+
+    async def add_exclusive(self, job: Job) -> Job:
+        active = self._active_other(job)
+        if active is not None:
+            raise ActiveJobExists(active_job_message(active), active.id)
+        return await self.add(job)
 
     async def get(self, job_id: UUID) -> Job:
         return _get(self._db.jobs, job_id, "job")
@@ -244,67 +255,67 @@ class MemoryJobRepo:
         jobs = [j for j in self._db.jobs.values() if project_id is None or j.project_id == project_id]
         return sorted(jobs, key=lambda j: j.created_at or _now(), reverse=True)
 
-    async def start(self, job_id: UUID, at: datetime) -> Job:
-        job = await self.get(job_id)
-        if job.status.finished:
-            return job
-        return self._put(
-            replace(
-                job,
-                status=JobStatus.RUNNING,
-                attempts=job.attempts + 1,
-                started_at=job.started_at or at,
-                heartbeat_at=at,
-                updated_at=at,
-            )
-        )
+    async def start(
+        self, job_id: UUID, at: datetime, *, task_id: str | None = None, stale_before: datetime | None = None
+    ) -> Job | None:
+        started = (await self.get(job_id)).start(at, task_id, stale_before)
+        return None if started is None else self._put(started)
 
-    async def save_progress(self, job_id: UUID, progress: Progress, usage: Usage, at: datetime) -> None:
-        job = await self.get(job_id)
-        self._put(
-            replace(
-                job,
-                progress=max(job.progress, progress.percent),
-                items_total=progress.items_total,
-                items_done=progress.items_done,
-                items_failed=progress.items_failed,
-                message=progress.message,
-                usage=usage,
-                heartbeat_at=at,
-                updated_at=at,
-            )
-        )
+    async def save_progress(
+        self, job_id: UUID, progress: Progress, usage: Usage, at: datetime, *, token: int | None = None
+    ) -> Job:
+        return self._put((await self.get(job_id)).progressed(token, progress, usage, at))
 
     async def finish(
-        self, job_id: UUID, status: JobStatus, message: str | None, error: str | None, at: datetime
+        self,
+        job_id: UUID,
+        status: JobStatus,
+        message: str | None,
+        error: str | None,
+        at: datetime,
+        *,
+        token: int | None = None,
     ) -> Job:
-        job = await self.get(job_id)
-        if job.status.finished:
-            return job
-        return self._put(
-            replace(
-                job,
-                status=status,
-                progress=100 if status is JobStatus.COMPLETED else job.progress,
-                message=message if message is not None else job.message,
-                error=error,
-                finished_at=at,
-                updated_at=at,
-            )
-        )
+        return self._put((await self.get(job_id)).finished_as(status, message, error, at, token))
+
+    async def release(self, job_id: UUID, token: int, at: datetime) -> None:
+        self._put((await self.get(job_id)).released(token, at))
+
+    async def requeue(self, job_id: UUID, old_task_id: str | None, new_task_id: str, stale_before: datetime) -> bool:
+        requeued = (await self.get(job_id)).requeued(old_task_id, new_task_id, stale_before, _now())
+        if requeued is not None:
+            self._put(requeued)
+        return requeued is not None
 
     async def claim_task(self, job_id: UUID, task_id: str) -> str:
         job = await self.get(job_id)
         if job.task_id is None:
+            active = self._active_other(job, dispatched=True)
+            if active is not None and job.active:
+                message = active_job_message(active)
+                self._put(job.finished_as(JobStatus.CANCELLED, message, None, _now()))
+                raise ActiveJobExists(message, active.id)
             job = self._put(replace(job, task_id=task_id))
         assert job.task_id is not None
         return job.task_id
 
+    async def unclaim_task(self, job_id: UUID, task_id: str) -> None:
+        self._put((await self.get(job_id)).unclaimed(task_id))
+
     async def cancel(self, job_id: UUID, at: datetime) -> Job:
-        job = await self.get(job_id)
-        if job.status.finished:
-            return job
-        return self._put(replace(job, status=JobStatus.CANCELLED, finished_at=at, updated_at=at))
+        return await self.finish(job_id, JobStatus.CANCELLED, None, None, at)
+
+    def _active_other(self, job: Job, dispatched: bool = False) -> Job | None:
+        for other in sorted(self._db.jobs.values(), key=lambda j: j.created_at or _now()):
+            if (
+                other.id != job.id
+                and other.project_id == job.project_id
+                and other.job_type is job.job_type
+                and other.active
+                and (other.task_id is not None or not dispatched)
+            ):
+                return other
+        return None
 
     def _put(self, job: Job) -> Job:
         self._db.jobs[job.id] = job

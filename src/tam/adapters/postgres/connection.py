@@ -10,7 +10,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import asyncpg
 
-from tam.adapters.sql.errors import MIGRATE_HINT, StorageError
+from tam.adapters.sql.errors import MIGRATE_HINT, RejectedValue, StorageError, StorageUnreachable
 from tam.domain.model import NotFound
 
 SUPABASE_POOLER_PORT = 6543
@@ -84,9 +84,16 @@ async def postgres_pool(url: str) -> AsyncIterator[asyncpg.Pool]:
         await pool.close()
 
 
+# SQLSTATE classes of an unavailable server: connection exception, insufficient resources (too many
+# connections), operator intervention (shutdown, restart); and transaction rollbacks worth a retry.
+_UNAVAILABLE_CLASSES = ("08", "53", "57")
+_RETRYABLE = ("40001", "40P01")
+
+
 @contextmanager
 def translated_errors() -> Iterator[None]:
-    """asyncpg's errors as domain errors: P0002 from the tam_* functions is NotFound."""
+    """asyncpg's errors as domain errors: P0002 from the tam_* functions is NotFound; an unreachable
+    server is StorageUnreachable (weather); a value the server refuses as data is RejectedValue."""
     try:
         yield
     except asyncpg.NoDataFoundError as exc:
@@ -100,8 +107,13 @@ def translated_errors() -> Iterator[None]:
     except asyncpg.InvalidCatalogNameError as exc:
         raise StorageError(f"PostgreSQL: {exc}") from None
     except (OSError, TimeoutError) as exc:
-        raise StorageError(f"cannot reach PostgreSQL ({type(exc).__name__}: {exc.strerror or exc})") from None
-    except asyncpg.InterfaceError as exc:
-        raise StorageError(f"PostgreSQL connection problem: {exc}") from None
+        raise StorageUnreachable(f"cannot reach PostgreSQL ({type(exc).__name__}: {exc.strerror or exc})") from None
+    except (asyncpg.InterfaceError, asyncpg.InternalClientError) as exc:  # a connection closed under us
+        raise StorageUnreachable(f"PostgreSQL connection problem: {type(exc).__name__}") from None
+    except (asyncpg.DataError, asyncpg.CheckViolationError, asyncpg.NotNullViolationError) as exc:
+        raise RejectedValue(f"the database refused a value: {exc}") from None
     except asyncpg.PostgresError as exc:
-        raise StorageError(f"PostgreSQL error {exc.sqlstate}: {exc}") from None
+        state = exc.sqlstate or ""
+        if state[:2] in _UNAVAILABLE_CLASSES or state in _RETRYABLE:
+            raise StorageUnreachable(f"PostgreSQL unavailable ({state}: {exc})") from None
+        raise StorageError(f"PostgreSQL error {state}: {exc}") from None

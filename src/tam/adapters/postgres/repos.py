@@ -23,6 +23,7 @@ from tam.adapters.sql.rows import (
     status_counts,
 )
 from tam.domain.model import (
+    ActiveJobExists,
     Company,
     Contact,
     EmailStatus,
@@ -34,6 +35,7 @@ from tam.domain.model import (
     Project,
     QualificationStatus,
     Usage,
+    active_job_message,
 )
 from tam.ports.providers import LinkedinCheck
 from tam.ports.storage import CompanyPage, ContactPage, ContactStats, ImportResult, QualificationRecord
@@ -262,12 +264,26 @@ class PostgresJobRepo(_Repo):
         )
         return [job_from_row(r) for r in rows]
 
-    async def start(self, job_id: UUID, at: datetime) -> Job:
-        return await self._job("select * from tam_start_job($1, $2)", job_id, at)
+    async def add_exclusive(self, job: Job) -> Job:
+        active = await self._fetchrow(
+            "select * from tam_add_job_exclusive($1, $2, $3)", job.id, job.project_id, job.job_type.value
+        )
+        if active is not None:
+            found = job_from_row(active)
+            raise ActiveJobExists(active_job_message(found), found.id)
+        return await self.get(job.id)
 
-    async def save_progress(self, job_id: UUID, progress: Progress, usage: Usage, at: datetime) -> None:
-        await self._fetchval(
-            "select tam_save_job_progress($1, $2, $3, $4, $5, $6, $7::jsonb, $8)",
+    async def start(
+        self, job_id: UUID, at: datetime, *, task_id: str | None = None, stale_before: datetime | None = None
+    ) -> Job | None:
+        row = await self._fetchrow("select * from tam_start_job($1, $2, $3, $4)", job_id, at, task_id, stale_before)
+        return None if row is None else job_from_row(row)
+
+    async def save_progress(
+        self, job_id: UUID, progress: Progress, usage: Usage, at: datetime, *, token: int | None = None
+    ) -> Job:
+        return await self._job(
+            "select * from tam_save_job_progress($1, $2, $3, $4, $5, $6, $7::jsonb, $8, $9)",
             job_id,
             progress.percent,
             progress.items_total,
@@ -276,13 +292,31 @@ class PostgresJobRepo(_Repo):
             progress.message,
             dict(usage.counts),
             at,
+            token,
         )
 
     async def finish(
-        self, job_id: UUID, status: JobStatus, message: str | None, error: str | None, at: datetime
+        self,
+        job_id: UUID,
+        status: JobStatus,
+        message: str | None,
+        error: str | None,
+        at: datetime,
+        *,
+        token: int | None = None,
     ) -> Job:
         return await self._job(
-            "select * from tam_finish_job($1, $2, $3, $4, $5)", job_id, status.value, message, error, at
+            "select * from tam_finish_job($1, $2, $3, $4, $5, $6)", job_id, status.value, message, error, at, token
+        )
+
+    async def release(self, job_id: UUID, token: int, at: datetime) -> None:
+        await self._fetchval("select tam_release_job($1, $2, $3)", job_id, token, at)
+
+    async def requeue(self, job_id: UUID, old_task_id: str | None, new_task_id: str, stale_before: datetime) -> bool:
+        return bool(
+            await self._fetchval(
+                "select tam_requeue_job($1, $2, $3, $4)", job_id, old_task_id, new_task_id, stale_before
+            )
         )
 
     async def set_batch(self, job_id: UUID, batch_id: str | None) -> None:
@@ -296,7 +330,14 @@ class PostgresJobRepo(_Repo):
         )
 
     async def claim_task(self, job_id: UUID, task_id: str) -> str:
-        return str(await self._fetchval("select tam_claim_job_task($1, $2)", job_id, task_id))
+        row = await self._one("job", job_id, "select * from tam_claim_job_task($1, $2)", job_id, task_id)
+        if row["active_job_id"] is not None:
+            active = await self.get(row["active_job_id"])
+            raise ActiveJobExists(active_job_message(active), active.id)
+        return str(row["task_id"])
+
+    async def unclaim_task(self, job_id: UUID, task_id: str) -> None:
+        await self._fetchval("select tam_unclaim_job_task($1, $2)", job_id, task_id)
 
     async def cancel(self, job_id: UUID, at: datetime) -> Job:
         return await self._job("select * from tam_cancel_job($1, $2)", job_id, at)

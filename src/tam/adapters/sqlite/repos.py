@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import builtins
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from uuid import UUID
+
+import aiosqlite
 
 from tam.adapters.sql.rows import (
     company_from_row,
@@ -21,6 +23,7 @@ from tam.adapters.sql.rows import (
 )
 from tam.adapters.sqlite.database import SqliteDatabase
 from tam.domain.model import (
+    ActiveJobExists,
     Company,
     Contact,
     EmailStatus,
@@ -32,6 +35,7 @@ from tam.domain.model import (
     Project,
     QualificationStatus,
     Usage,
+    active_job_message,
     new_id,
 )
 from tam.ports.providers import LinkedinCheck
@@ -152,7 +156,7 @@ class SqliteCompanyRepo(_Repo):
         async with self._db.write() as conn:
             cursor = await conn.executemany(
                 """update tam_companies set qualification_status = ?, qualification_reason = ?, qualified_at = ?,
-                       updated_at = ? where id = ?""",
+                       updated_at = ? where id = ? and qualification_status = 'pending'""",
                 [(r.status.value, r.reason, iso(r.at), now, str(r.company_id)) for r in records],
             )
             return max(cursor.rowcount, 0)
@@ -289,70 +293,145 @@ class SqliteJobRepo(_Repo):
         )
         return [job_from_row(r) for r in rows]
 
-    async def start(self, job_id: UUID, at: datetime) -> Job:
-        await self._update(
-            job_id,
-            """update tam_job_queue set status = 'running', attempts = attempts + 1,
-                   started_at = coalesce(started_at, :at), heartbeat_at = :at, updated_at = :at
-               where id = :id and status in ('pending', 'running')""",
-            at=iso(at),
-        )
-        return await self.get(job_id)
+    async def add_exclusive(self, job: Job) -> Job:
+        async with self._db.write() as conn:  # the write lock makes the check and the insert one step
+            active = await self._active_other(conn, job, dispatched=False)
+            if active is not None:
+                raise ActiveJobExists(active_job_message(active), active.id)
+            payload = job_payload(job)
+            payload["usage"] = json.dumps(payload["usage"])
+            now = _now()
+            await conn.execute(
+                f"insert into tam_job_queue ({_JOB_COLUMNS}) values ({','.join('?' * 18)}) on conflict (id) do nothing",
+                (*payload.values(), iso(job.created_at) or now, now),
+            )
+        return await self.get(job.id)
 
-    async def save_progress(self, job_id: UUID, progress: Progress, usage: Usage, at: datetime) -> None:
-        await self._update(
-            job_id,
-            """update tam_job_queue set progress = max(progress, min(max(:progress, 0), 100)),
-                   items_total = :total, items_done = :done, items_failed = :failed, message = :message,
-                   usage = :usage, heartbeat_at = :at, updated_at = :at
-               where id = :id""",
-            progress=progress.percent,
-            total=progress.items_total,
-            done=progress.items_done,
-            failed=progress.items_failed,
-            message=progress.message,
-            usage=json.dumps(dict(usage.counts)),
-            at=iso(at),
-        )
+    async def start(
+        self, job_id: UUID, at: datetime, *, task_id: str | None = None, stale_before: datetime | None = None
+    ) -> Job | None:
+        started: list[Job] = []
+
+        def rule(job: Job) -> Job:
+            new = job.start(at, task_id, stale_before)
+            started.extend([new] if new is not None else [])
+            return new or job
+
+        await self._apply(job_id, rule)
+        return started[0] if started else None
+
+    async def save_progress(
+        self, job_id: UUID, progress: Progress, usage: Usage, at: datetime, *, token: int | None = None
+    ) -> Job:
+        return await self._apply(job_id, lambda job: job.progressed(token, progress, usage, at))
 
     async def finish(
-        self, job_id: UUID, status: JobStatus, message: str | None, error: str | None, at: datetime
+        self,
+        job_id: UUID,
+        status: JobStatus,
+        message: str | None,
+        error: str | None,
+        at: datetime,
+        *,
+        token: int | None = None,
     ) -> Job:
-        await self._update(
-            job_id,
-            """update tam_job_queue set status = :status,
-                   progress = case when :status = 'completed' then 100 else progress end,
-                   message = coalesce(:message, message), error = :error, finished_at = :at, updated_at = :at
-               where id = :id and status in ('pending', 'running')""",
-            status=status.value,
-            message=message,
-            error=error,
-            at=iso(at),
-        )
-        return await self.get(job_id)
+        return await self._apply(job_id, lambda job: job.finished_as(status, message, error, at, token))
+
+    async def release(self, job_id: UUID, token: int, at: datetime) -> None:
+        await self._apply(job_id, lambda job: job.released(token, at))
+
+    async def requeue(self, job_id: UUID, old_task_id: str | None, new_task_id: str, stale_before: datetime) -> bool:
+        done: list[Job] = []
+
+        def rule(job: Job) -> Job:
+            new = job.requeued(old_task_id, new_task_id, stale_before, datetime.now(UTC))
+            done.extend([new] if new is not None else [])
+            return new or job
+
+        await self._apply(job_id, rule)
+        return bool(done)
 
     async def set_batch(self, job_id: UUID, batch_id: str | None) -> None:
-        await self._update(job_id, "update tam_job_queue set batch_id = :batch where id = :id", batch=batch_id)
+        await self._set(job_id, "update tam_job_queue set batch_id = ? where id = ?", batch_id)
 
     async def set_budget(self, job_id: UUID, max_cost_usd: float | None) -> None:
-        await self._update(job_id, "update tam_job_queue set max_cost_usd = :cap where id = :id", cap=max_cost_usd)
+        await self._set(job_id, "update tam_job_queue set max_cost_usd = ? where id = ?", max_cost_usd)
+
+    async def _set(self, job_id: UUID, sql: str, value: object) -> None:
+        async with self._db.write() as conn:
+            cursor = await conn.execute(sql, (value, str(job_id)))
+            if cursor.rowcount == 0:
+                raise NotFound(f"job {job_id} not found")
 
     async def claim_task(self, job_id: UUID, task_id: str) -> str:
-        await self._update(
-            job_id, "update tam_job_queue set task_id = :task where id = :id and task_id is null", task=task_id
-        )
-        job = await self.get(job_id)
-        assert job.task_id is not None
-        return job.task_id
+        async with self._db.write() as conn:
+            job = await self._row(conn, job_id)
+            if job.task_id is not None:
+                return job.task_id
+            active = await self._active_other(conn, job, dispatched=True)
+            if active is not None and job.active:
+                message = active_job_message(active)
+                await self._write(conn, job, job.finished_as(JobStatus.CANCELLED, message, None, datetime.now(UTC)))
+                cancelled = ActiveJobExists(message, active.id)
+            else:
+                await self._write(conn, job, job.with_(task_id=task_id))
+                return task_id
+        raise cancelled  # after the transaction committed the cancel
+
+    async def unclaim_task(self, job_id: UUID, task_id: str) -> None:
+        await self._apply(job_id, lambda job: job.unclaimed(task_id))
 
     async def cancel(self, job_id: UUID, at: datetime) -> Job:
         return await self.finish(job_id, JobStatus.CANCELLED, None, None, at)
 
-    async def _update(self, job_id: UUID, sql: str, **params: object) -> None:
-        """Run a guarded update; a job that does not exist is NotFound, one the guard skips is left alone."""
+    async def _apply(self, job_id: UUID, rule: Callable[[Job], Job]) -> Job:
+        """Read the row, let the entity decide, write what it decided: one write transaction (the
+        file's write lock), so concurrent callers in any process see each other's decisions."""
         async with self._db.write() as conn:
-            cursor = await conn.execute(sql, {"id": str(job_id), **params})
-            if cursor.rowcount == 0:
-                async with conn.execute("select 1 from tam_job_queue where id = ?", (str(job_id),)) as found:
-                    if await found.fetchone() is None:
-                        raise NotFound(f"job {job_id} not found")
+            job = await self._row(conn, job_id)
+            new = rule(job)
+            await self._write(conn, job, new)
+            return new
+
+    async def _row(self, conn: aiosqlite.Connection, job_id: UUID) -> Job:
+        async with conn.execute("select * from tam_job_queue where id = ?", (str(job_id),)) as cursor:
+            row = await cursor.fetchone()
+        if row is None:
+            raise NotFound(f"job {job_id} not found")
+        return job_from_row(row)
+
+    async def _write(self, conn: aiosqlite.Connection, old: Job, new: Job) -> None:
+        if new == old:
+            return
+        await conn.execute(
+            """update tam_job_queue set status = ?, progress = ?, items_total = ?, items_done = ?,
+                   items_failed = ?, message = ?, error = ?, task_id = ?, attempts = ?, usage = ?, started_at = ?,
+                   finished_at = ?, heartbeat_at = ?, updated_at = ? where id = ?""",
+            (
+                new.status.value,
+                new.progress,
+                new.items_total,
+                new.items_done,
+                new.items_failed,
+                new.message,
+                new.error,
+                new.task_id,
+                new.attempts,
+                json.dumps(dict(new.usage.counts)),
+                iso(new.started_at),
+                iso(new.finished_at),
+                iso(new.heartbeat_at),
+                iso(new.updated_at) if new.updated_at != old.updated_at else _now(),
+                str(new.id),
+            ),
+        )
+
+    async def _active_other(self, conn: aiosqlite.Connection, job: Job, dispatched: bool) -> Job | None:
+        async with conn.execute(
+            """select * from tam_job_queue where project_id = ? and id <> ? and status in ('pending', 'running')
+               and lower(replace(job_type, '_', '')) = ? and (task_id is not null or not ?)
+               order by created_at limit 1""",
+            (str(job.project_id), str(job.id), job.job_type.value.lower(), dispatched),
+        ) as cursor:
+            row = await cursor.fetchone()
+        return None if row is None else job_from_row(row)

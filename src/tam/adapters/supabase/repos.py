@@ -30,6 +30,7 @@ from tam.adapters.sql.rows import (
 )
 from tam.adapters.supabase.client import UNIQUE_VIOLATION, call, rows, translate
 from tam.domain.model import (
+    ActiveJobExists,
     Company,
     Contact,
     EmailStatus,
@@ -41,6 +42,7 @@ from tam.domain.model import (
     Project,
     QualificationStatus,
     Usage,
+    active_job_message,
 )
 from tam.ports.providers import LinkedinCheck
 from tam.ports.storage import CompanyPage, ContactPage, ContactStats, ImportResult, QualificationRecord
@@ -286,11 +288,33 @@ class SupabaseJobRepo(_Repo):
         filters = {} if project_id is None else {"project_id": project_id}
         return [job_from_row(r) for r in await self._all("tam_job_queue", ("-created_at", "id"), **filters)]
 
-    async def start(self, job_id: UUID, at: datetime) -> Job:
-        return await self._job("tam_start_job", {"p_job_id": str(job_id), "p_at": iso(at)})
+    async def add_exclusive(self, job: Job) -> Job:
+        found = rows(
+            await self._rpc(
+                "tam_add_job_exclusive",
+                {"p_id": str(job.id), "p_project_id": str(job.project_id), "p_job_type": job.job_type.value},
+            )
+        )
+        if found:
+            active = job_from_row(found[0])
+            raise ActiveJobExists(active_job_message(active), active.id)
+        return await self.get(job.id)
 
-    async def save_progress(self, job_id: UUID, progress: Progress, usage: Usage, at: datetime) -> None:
-        await self._rpc(
+    async def start(
+        self, job_id: UUID, at: datetime, *, task_id: str | None = None, stale_before: datetime | None = None
+    ) -> Job | None:
+        found = rows(
+            await self._rpc(
+                "tam_start_job",
+                {"p_job_id": str(job_id), "p_at": iso(at), "p_task_id": task_id, "p_stale_before": iso(stale_before)},
+            )
+        )
+        return job_from_row(found[0]) if found else None
+
+    async def save_progress(
+        self, job_id: UUID, progress: Progress, usage: Usage, at: datetime, *, token: int | None = None
+    ) -> Job:
+        return await self._job(
             "tam_save_job_progress",
             {
                 "p_job_id": str(job_id),
@@ -301,11 +325,19 @@ class SupabaseJobRepo(_Repo):
                 "p_message": progress.message,
                 "p_usage": dict(usage.counts),
                 "p_at": iso(at),
+                "p_token": token,
             },
         )
 
     async def finish(
-        self, job_id: UUID, status: JobStatus, message: str | None, error: str | None, at: datetime
+        self,
+        job_id: UUID,
+        status: JobStatus,
+        message: str | None,
+        error: str | None,
+        at: datetime,
+        *,
+        token: int | None = None,
     ) -> Job:
         return await self._job(
             "tam_finish_job",
@@ -315,6 +347,7 @@ class SupabaseJobRepo(_Repo):
                 "p_message": message,
                 "p_error": error,
                 "p_at": iso(at),
+                "p_token": token,
             },
         )
 
@@ -328,8 +361,27 @@ class SupabaseJobRepo(_Repo):
         if not (await call(update.execute)).data:
             raise NotFound(f"job {job_id} not found")
 
+    async def release(self, job_id: UUID, token: int, at: datetime) -> None:
+        await self._rpc("tam_release_job", {"p_job_id": str(job_id), "p_token": token, "p_at": iso(at)})
+
+    async def requeue(self, job_id: UUID, old_task_id: str | None, new_task_id: str, stale_before: datetime) -> bool:
+        params = {
+            "p_job_id": str(job_id),
+            "p_old_task_id": old_task_id,
+            "p_new_task_id": new_task_id,
+            "p_stale_before": iso(stale_before),
+        }
+        return bool(await self._rpc("tam_requeue_job", params))
+
     async def claim_task(self, job_id: UUID, task_id: str) -> str:
-        return str(await self._rpc("tam_claim_job_task", {"p_job_id": str(job_id), "p_task_id": task_id}))
+        (row,) = rows(await self._rpc("tam_claim_job_task", {"p_job_id": str(job_id), "p_task_id": task_id}))
+        if row.get("active_job_id"):
+            active = await self.get(UUID(str(row["active_job_id"])))
+            raise ActiveJobExists(active_job_message(active), active.id)
+        return str(row["task_id"])
+
+    async def unclaim_task(self, job_id: UUID, task_id: str) -> None:
+        await self._rpc("tam_unclaim_job_task", {"p_job_id": str(job_id), "p_task_id": task_id})
 
     async def cancel(self, job_id: UUID, at: datetime) -> Job:
         return await self._job("tam_cancel_job", {"p_job_id": str(job_id), "p_at": iso(at)})

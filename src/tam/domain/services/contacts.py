@@ -91,7 +91,7 @@ class FindContacts:
     async def flush(self) -> None:
         """Nothing buffered: each item is stored as it finishes."""
 
-    def summary(self, totals: Totals) -> str:
+    async def summary(self, project: Project, totals: Totals) -> str:
         if totals.total == 0:
             return "No qualified companies left to search for contacts"
         text = (

@@ -50,7 +50,7 @@ class _Discover:
     async def flush(self) -> None:
         """Nothing buffered: each item is stored as it finishes."""
 
-    def summary(self, totals: Totals) -> str:
+    async def summary(self, project: Project, totals: Totals) -> str:
         if totals.failed:
             return "The company search failed"
         added, skipped = totals.tally.get("added", 0), totals.tally.get("skipped", 0)
@@ -88,7 +88,7 @@ class RefineDiscolike(_Discover):
     async def flush(self) -> None:
         """Nothing buffered: each item is stored as it finishes."""
 
-    def summary(self, totals: Totals) -> str:
+    async def summary(self, project: Project, totals: Totals) -> str:
         if totals.total == 0:
             return "No qualified companies to seed lookalikes yet; run qualify first"
-        return super().summary(totals)
+        return await super().summary(project, totals)

@@ -1,19 +1,33 @@
-"""Handing jobs to whatever runs them, and running one delivery of a job."""
+"""Handing jobs to whatever runs them, and running one delivery of a job (JobAttempt)."""
 
 from __future__ import annotations
 
+import asyncio
+import enum
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
 from uuid import UUID, uuid4
 
-from tam.domain.model import Conflict, Job, JobStatus, JobType, TamError
+from tam.domain.model import (
+    Conflict,
+    InfrastructureError,
+    Job,
+    JobStatus,
+    JobType,
+    LeaseLost,
+    TamError,
+    TimeLimitExceeded,
+)
 from tam.domain.services.runner import JobRunner
+from tam.domain.services.weather import DEFAULT_TOLERANCE_S, Weather
 from tam.ports.runtime import Clock, JobDispatcher
 from tam.ports.storage import JobRepo, ProjectRepo
 
 log = logging.getLogger(__name__)
 
-MAX_DELIVERIES = 3
+HEARTBEAT_TIMEOUT_S = 15.0
 
 
 def _new_task_id() -> str:
@@ -30,12 +44,14 @@ class DispatchJob:
         dispatcher: JobDispatcher,
         clock: Clock,
         new_task_id: Callable[[], str] = _new_task_id,
+        heartbeat_timeout: float = HEARTBEAT_TIMEOUT_S,
     ) -> None:
         self._jobs = jobs
         self._projects = projects
         self._dispatcher = dispatcher
         self._clock = clock
         self._new_task_id = new_task_id
+        self._heartbeat_timeout = heartbeat_timeout
 
     async def trigger(self, job_id: UUID, job_type: JobType, project_id: UUID) -> str:
         """The seed's `POST /api/tam/run`: the job already exists (maybe already `running`)."""
@@ -47,91 +63,203 @@ class DispatchJob:
         return await self.dispatch(job)
 
     async def create(self, project_id: UUID, job_type: JobType, max_cost_usd: float | None = None) -> tuple[Job, str]:
-        """`max_cost_usd`: the job's budget; it is stored before the job is dispatched."""
+        """`POST /api/tam/jobs`: ActiveJobExists (409 naming it) while one of the type is active.
+        `max_cost_usd`: the job's budget; it is stored before the job is dispatched."""
         await self._projects.get(project_id)
-        job = await self._jobs.add(Job(project_id=project_id, job_type=job_type))
+        job = await self._jobs.add_exclusive(Job(project_id=project_id, job_type=job_type))
         if max_cost_usd is not None:
             await self._jobs.set_budget(job.id, max_cost_usd)
             job = job.with_(max_cost_usd=max_cost_usd)
         return job, await self.dispatch(job)
 
     async def dispatch(self, job: Job) -> str:
+        """Enqueue the job once. A job that already has a task keeps it, unless it is running and its
+        heartbeat stopped (its message is gone): then it gets a new task and is enqueued again. If the
+        broker cannot take the message the job is left as it was (no task), so the same call can be
+        repeated once the broker is back."""
         if job.status.finished:
             raise Conflict(f"job {job.id} is already {job.status.value}")
         if job.task_id:
-            return job.task_id
+            return await self._requeue_if_stale(job)
         task_id = self._new_task_id()
-        claimed = await self._jobs.claim_task(job.id, task_id)
+        claimed = await self._jobs.claim_task(job.id, task_id)  # ActiveJobExists: cancelled, 409
         if claimed != task_id:  # someone else won the race and enqueued it
             return claimed
-        try:
-            await self._dispatcher.dispatch(job.with_(task_id=task_id))
-        except TamError as exc:
-            # The task id is claimed, so a retry would not enqueue again: fail visibly instead.
-            await self._jobs.finish(job.id, JobStatus.FAILED, None, f"could not enqueue: {exc}", self._clock.now())
-            raise
+        await self._enqueue(job.with_(task_id=task_id), previous=None)
         return task_id
 
+    async def _requeue_if_stale(self, job: Job) -> str:
+        assert job.task_id is not None
+        if await self.requeue_stale(job):
+            return (await self._jobs.get(job.id)).task_id or job.task_id
+        return job.task_id
 
-class ExecuteJob:
-    """One delivery of a job to a worker: stops a job that keeps killing its worker, runs the
-    rest, and turns an unexpected error on the last attempt into a failed job."""
+    async def requeue_stale(self, job: Job) -> bool:
+        """Enqueue a running job again under a new task id if its heartbeat stopped; True for the one
+        caller (of however many at once) that did."""
+        stale_before = self._clock.now() - timedelta(seconds=self._heartbeat_timeout)
+        if job.status is not JobStatus.RUNNING or job.held(stale_before):
+            return False
+        task_id = self._new_task_id()
+        if not await self._jobs.requeue(job.id, job.task_id, task_id, stale_before):
+            return False
+        log.info("job %s: running with no heartbeat since %s; enqueued again", job.id, job.heartbeat_at)
+        await self._enqueue(job.with_(task_id=task_id), previous=job.task_id)
+        return True
 
-    def __init__(self, jobs: JobRepo, runner: JobRunner, clock: Clock, max_deliveries: int = MAX_DELIVERIES) -> None:
+    async def _enqueue(self, job: Job, previous: str | None) -> None:
+        try:
+            await self._dispatcher.dispatch(job)
+        except TamError:
+            # The broker never saw the message: give the task id back, so that the same request,
+            # repeated when the broker is back, enqueues it. (A stale running job needs nothing undone:
+            # it is still stale, so a repeat requeues it again.)
+            assert job.task_id is not None
+            if previous is None:
+                await self._jobs.unclaim_task(job.id, job.task_id)
+            raise
+
+
+class AttemptEnd(enum.StrEnum):
+    FINISHED = "finished"  # the job has a final status
+    RETRY = "retry"  # resumable now (time limit before the last attempt, or shutdown): deliver again
+    PAUSED = "paused"  # the database or broker stayed away past the tolerance; the sweep resumes it later
+    LEFT = "left"  # another attempt holds the job, or this message was superseded: nothing to do
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptResult:
+    end: AttemptEnd
+    job: Job | None
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptPolicy:
+    """Attempts, time limits and poison, as one policy (design section 4)."""
+
+    attempts: int = 2  # attempts that may run into the time limit; the last one fails the job
+    max_deliveries: int = 3  # starts without an ending (the worker died every time): a poison job
+    heartbeat_timeout: float = HEARTBEAT_TIMEOUT_S
+    outage_tolerance: float = DEFAULT_TOLERANCE_S
+
+
+class JobAttempt:
+    """One delivery of a job, whoever delivers it (a Dramatiq actor, the in-process dispatcher). It
+    reads the row once, takes the lease (fencing token), runs the job, and decides what the ending
+    means. It is the only place that catches an unexpected error: a bug fails the job with a message;
+    an outage, a lost lease or a shutdown leaves it resumable."""
+
+    def __init__(self, jobs: JobRepo, runner: JobRunner, clock: Clock, policy: AttemptPolicy = AttemptPolicy()):
         self._jobs = jobs
         self._runner = runner
         self._clock = clock
-        self._max_deliveries = max_deliveries
+        self._policy = policy
 
-    async def __call__(self, job_id: UUID, time_limit: float | None, last_attempt: bool = True) -> Job:
-        job = await self._jobs.get(job_id)
+    async def __call__(self, job_id: UUID, time_limit: float | None, task_id: str | None = None) -> AttemptResult:
+        weather = Weather(self._clock, self._policy.outage_tolerance)
+        try:
+            return await self._attempt(job_id, time_limit, task_id, weather)
+        except InfrastructureError as exc:
+            log.warning("job %s: attempt ends, job left to resume: %s", job_id, exc)
+            return AttemptResult(AttemptEnd.PAUSED, None, str(exc))
+
+    async def _attempt(
+        self, job_id: UUID, time_limit: float | None, task_id: str | None, weather: Weather
+    ) -> AttemptResult:
+        job = await weather.run(lambda: self._jobs.get(job_id))
+        if weather.interrupted and not job.status.finished:
+            # This delivery waited out an outage, so the heartbeat it read says nothing: the attempt
+            # holding the job was cut off too. Give it a heartbeat timeout to write again first.
+            await self._clock.sleep(self._policy.heartbeat_timeout)
+            job = await weather.run(lambda: self._jobs.get(job_id))
         if job.status.finished:
-            return job
-        if job.attempts >= self._max_deliveries:
+            return AttemptResult(AttemptEnd.FINISHED, job)
+        now = self._clock.now()
+        stale_before = now - timedelta(seconds=self._policy.heartbeat_timeout)
+        if job.held(stale_before) or (task_id is not None and job.task_id not in (None, task_id)):
+            return AttemptResult(AttemptEnd.LEFT, job, "held by another attempt, or superseded")
+        if job.attempts >= self._policy.max_deliveries:
             error = (
                 f"stopped after {job.attempts} deliveries: the worker running this job died every time"
                 " (poison job); see the worker log"
             )
-            return await self._jobs.finish(job_id, JobStatus.FAILED, None, error, self._clock.now())
+            return AttemptResult(AttemptEnd.FINISHED, await self._fail(job_id, error, None, weather))
+        lease = await weather.run(lambda: self._jobs.start(job_id, now, task_id=task_id, stale_before=stale_before))
+        if lease is None:
+            return AttemptResult(AttemptEnd.LEFT, job, "another attempt took it first")
+        token = lease.attempts
         try:
-            return await self._runner.run(job_id, time_limit, last_attempt)
-        except Exception as exc:
-            if not last_attempt:
-                raise
-            log.exception("job %s: last attempt failed", job_id)
+            return AttemptResult(AttemptEnd.FINISHED, await self._runner.run(lease, time_limit))
+        except TimeLimitExceeded as exc:
+            if token >= self._policy.attempts:
+                return AttemptResult(AttemptEnd.FINISHED, await self._fail(job_id, str(exc), token, weather))
+            await weather.run(lambda: self._jobs.release(job_id, token, self._clock.now()))
+            return AttemptResult(AttemptEnd.RETRY, lease, str(exc))
+        except LeaseLost as exc:
+            return AttemptResult(AttemptEnd.LEFT, lease, str(exc))
+        except InfrastructureError:
+            raise
+        except asyncio.CancelledError:  # the worker is shutting down: let the next attempt start at once
+            await asyncio.shield(self._release_quietly(job_id, token))
+            raise
+        except Exception as exc:  # a bug, not weather: the job fails and says where to look
+            log.exception("job %s: unexpected error", job_id)
             error = str(exc) if isinstance(exc, TamError) else f"internal error ({type(exc).__name__})"
-            return await self._jobs.finish(
-                job_id, JobStatus.FAILED, None, f"{error} on the last attempt; see the worker log", self._clock.now()
-            )
+            failed = await self._fail(job_id, f"{error}; see the worker log", token, weather)
+            return AttemptResult(AttemptEnd.FINISHED, failed)
+
+    async def _fail(self, job_id: UUID, error: str, token: int | None, weather: Weather) -> Job:
+        return await weather.run(
+            lambda: self._jobs.finish(job_id, JobStatus.FAILED, None, error, self._clock.now(), token=token)
+        )
+
+    async def _release_quietly(self, job_id: UUID, token: int) -> None:
+        try:
+            await self._jobs.release(job_id, token, self._clock.now())
+        except TamError as exc:  # the lease then simply expires after the heartbeat timeout
+            log.warning("job %s: could not release the lease: %s", job_id, exc)
 
 
-STALE_AFTER_S = 60.0
+class StaleJobSweep:
+    """Finds running jobs whose attempt is gone (no heartbeat for the heartbeat timeout: its worker died,
+    or its message was lost) and enqueues each again under a new task id; the task id swap is atomic,
+    so however many workers sweep at once, one message goes out per stale job. `tam worker` runs it
+    periodically, `tam serve` in embedded mode too. Returns the jobs requeued.
 
-
-class ResumeStaleJobs:
-    """Embedded mode has no broker to redeliver the job of a process that died. So when `tam serve`
-    starts without REDIS_URL, jobs left `running` with a task id and a heartbeat older than
-    `stale_after` seconds (the process that ran them is gone: a live one beats every second) are
-    dispatched again; each resumes where it stopped. Returns the jobs it resumed."""
+    A sweeper judges only what it has watched for a whole heartbeat timeout with the database
+    reachable: after an outage every heartbeat looks old, but the attempts that were waiting it out
+    write theirs within seconds, and must not be taken over for having been cut off."""
 
     def __init__(
-        self, jobs: JobRepo, dispatcher: JobDispatcher, clock: Clock, stale_after: float = STALE_AFTER_S
+        self, jobs: JobRepo, dispatch: DispatchJob, clock: Clock, heartbeat_timeout: float = HEARTBEAT_TIMEOUT_S
     ) -> None:
         self._jobs = jobs
-        self._dispatcher = dispatcher
+        self._dispatch = dispatch
         self._clock = clock
-        self._stale_after = stale_after
+        self._heartbeat_timeout = heartbeat_timeout
+        self._watching_since: float | None = None
 
     async def __call__(self) -> list[Job]:
-        now = self._clock.now()
+        try:
+            listed = await self._jobs.list()
+        except InfrastructureError:
+            self._watching_since = None
+            raise
+        now = self._clock.monotonic()
+        if self._watching_since is None:
+            self._watching_since = now
+        if now - self._watching_since < self._heartbeat_timeout:
+            return []
+        stale_before = self._clock.now() - timedelta(seconds=self._heartbeat_timeout)
         resumed = []
-        for job in await self._jobs.list():
-            if job.status is not JobStatus.RUNNING or not job.task_id:
+        for job in listed:
+            if job.status is not JobStatus.RUNNING or not job.task_id or job.held(stale_before):
                 continue  # a running row without a task was never triggered: /api/tam/run does that
-            beat = job.heartbeat_at or job.updated_at or job.created_at
-            if beat is not None and (now - beat).total_seconds() < self._stale_after:
-                continue
-            log.info("job %s: running with no heartbeat since %s; resuming it", job.id, beat)
-            await self._dispatcher.dispatch(job)
-            resumed.append(job)
+            try:
+                if await self._dispatch.requeue_stale(job):
+                    resumed.append(job)
+            except InfrastructureError:
+                self._watching_since = None
+                raise
         return resumed

@@ -71,7 +71,7 @@ class CheckLinkedin:
     async def flush(self) -> None:
         """Nothing buffered: each item is stored as it finishes."""
 
-    def summary(self, totals: Totals) -> str:
+    async def summary(self, project: Project, totals: Totals) -> str:
         if totals.total == 0:
             return "No unchecked LinkedIn profiles"
         text = (

@@ -7,7 +7,7 @@ from dataclasses import dataclass, replace
 from uuid import UUID
 
 from tam.domain.domains import normalise_domain
-from tam.domain.model import CompanySourceKind, InvalidInput, NewCompany
+from tam.domain.model import CompanySourceKind, InvalidInput, NewCompany, RejectedValue
 from tam.ports.storage import CompanyRepo, ImportResult
 
 
@@ -33,6 +33,7 @@ class ImportCompanies:
         for row in rows:
             try:
                 domain = normalise_domain(row.domain)
+                _storable(row)
             except InvalidInput as exc:
                 rejected.append((row.domain or "", str(exc)))
                 continue
@@ -47,5 +48,24 @@ class ImportCompanies:
                     linkedin_url=row.linkedin_url,
                 )
             )
-        result = await self._companies.add_many(project_id, accepted)
+        try:
+            result = await self._companies.add_many(project_id, accepted)
+        except RejectedValue:
+            # one row the database refuses must not sink the others: store them one by one
+            result = ImportResult(0, 0)
+            for company in accepted:
+                try:
+                    one = await self._companies.add_many(project_id, [company])
+                except RejectedValue as exc:
+                    rejected.append((company.domain, str(exc)))
+                    continue
+                result = ImportResult(result.inserted + one.inserted, result.skipped + one.skipped)
         return replace(result, rejected=tuple(rejected))
+
+
+def _storable(row: CompanyRow) -> None:
+    """Text no database column stores: a NUL character (PostgreSQL refuses it in text)."""
+    for name in ("name", "description", "country", "employee_range", "linkedin_url"):
+        value = getattr(row, name)
+        if value is not None and "\x00" in value:
+            raise InvalidInput(f"{name} contains a NUL character")

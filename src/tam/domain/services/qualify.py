@@ -22,18 +22,13 @@ from tam.ports.storage import CompanyRepo, JobRepo, QualificationRecord
 
 
 class QualifyCompanies:
-    """Asks the LLM about every pending company, one call each. Verdicts wait in a buffer until the
-    runner's next flush (at least once a second), which stores them all in one write: a company whose
-    verdict was not stored yet when a worker dies stays pending, and the retry asks about it again."""
+    """Asks the LLM about every pending company, one call each. Verdicts wait in a buffer only while
+    the previous write runs (the runner's group commit), then go in one statement: a company whose
+    verdict was not stored yet when a worker dies stays pending, and the retry asks about it again.
+    Built for one attempt (the buffer is that attempt's)."""
 
     noun = "companies"
     verb = "Qualified"
-    # A crash loses the buffered verdicts (those companies are asked again), so the buffer is
-    # also written as soon as it holds this many: at most this many paid answers are ever at risk.
-    max_buffered = 10
-    # In batch mode the answers stay in the batch (stored with the job) until all are stored, so a crash
-    # puts none at risk: bigger writes.
-    max_buffered_batch = 1000
 
     def __init__(
         self,
@@ -87,7 +82,7 @@ class QualifyCompanies:
         if self._batch is not None:
             answer = await self._batch.answer(item)
             if answer is not None and answer.verdict is not None:
-                return await self._record(item, answer.verdict, answer.usage, self.max_buffered_batch)
+                return self._record(item, answer.verdict, answer.usage)
             if answer is not None and not answer.retry:  # a refusal, say: the item fails, its usage counts
                 if not answer.usage:
                     raise PermanentItemError(Provider.CLAUDE, answer.error or "Claude batch request failed")
@@ -107,13 +102,11 @@ class QualifyCompanies:
             # fails as the runner would fail it, and the job's usage still counts what they cost.
             await self.fail(project, item, str(exc))
             return Outcome(done=0, failed=self.weight(item), usage=spent + exc.usage)
-        return await self._record(item, verdict, spent + verdict.usage, self.max_buffered)
+        return self._record(item, verdict, spent + verdict.usage)
 
-    async def _record(self, item: Company, verdict: Verdict, usage: Usage, cap: int) -> Outcome:
+    def _record(self, item: Company, verdict: Verdict, usage: Usage) -> Outcome:
         status = QualificationStatus.QUALIFIED if verdict.qualified else QualificationStatus.DISQUALIFIED
         self._verdicts.append(QualificationRecord(item.id, status, verdict.reason, self._clock.now()))
-        if len(self._verdicts) >= cap:
-            await self.flush()
         return Outcome(usage=usage, tally={status.value: 1})
 
     async def fail(self, project: Project, item: Company, reason: str) -> None:
@@ -122,13 +115,20 @@ class QualifyCompanies:
     async def flush(self) -> None:
         batch, self._verdicts = self._verdicts, []
         if batch:
-            await self._companies.record_qualifications(batch)
+            try:
+                await self._companies.record_qualifications(batch)
+            except BaseException:
+                self._verdicts[:0] = batch  # held for the retry
+                raise
 
-    def summary(self, totals: Totals) -> str:
+    async def summary(self, project: Project, totals: Totals) -> str:
         if totals.total == 0:
             return "No pending companies to qualify"
+        # From the table, so the numbers cover every attempt of the job (and match what is stored).
+        counts = await self._companies.count_by_status(project.id)
         text = (
-            f"Qualified {totals.done + totals.failed} of {totals.total} companies: "
-            f"{totals.tally.get('qualified', 0)} qualified, {totals.tally.get('disqualified', 0)} disqualified"
+            f"Qualified {totals.done + totals.failed} of {totals.total} companies; the project now has "
+            f"{counts.get(QualificationStatus.QUALIFIED, 0)} qualified, "
+            f"{counts.get(QualificationStatus.DISQUALIFIED, 0)} disqualified"
         )
         return text + (f", {totals.failed} failed" if totals.failed else "")

@@ -5,18 +5,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import random
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from uuid import UUID
 
 from tam.domain.model import (
     CredentialError,
     Job,
     JobStatus,
     JobType,
+    LeaseLost,
     PermanentItemError,
     Progress,
     Project,
@@ -28,6 +29,7 @@ from tam.domain.pricing import PriceTable
 from tam.domain.services.budget import Budget, BudgetReached
 from tam.domain.services.calls import ProviderCalls, RetryPolicy, Stopped
 from tam.domain.services.step import Step, Totals
+from tam.domain.services.weather import DEFAULT_TOLERANCE_S, Weather
 from tam.ports.runtime import CallObserver, Clock, ConcurrencyLimiter, ProgressSink
 from tam.ports.storage import JobRepo, ProjectRepo
 
@@ -39,6 +41,10 @@ class RunnerSettings:
     flush_interval: float = 1.0
     policy: RetryPolicy = field(default_factory=RetryPolicy)
     seed: int | None = None
+    outage_tolerance: float = DEFAULT_TOLERANCE_S
+    # A worker that went this long without a heartbeat (it was paused: SIGSTOP, a long GC, a partition)
+    # confirms it still holds the job before it starts another paid call.
+    lease_check_after: float = 5.0
 
 
 def progress_message(step: Step[Any], totals: Totals) -> str:
@@ -47,6 +53,9 @@ def progress_message(step: Step[Any], totals: Totals) -> str:
 
 
 class JobRunner:
+    """Runs one attempt at a job whose lease it holds (JobAttempt starts it and decides what an ending
+    means). Per-attempt state lives in `_Execution`, created for each run."""
+
     def __init__(
         self,
         jobs: JobRepo,
@@ -69,41 +78,39 @@ class JobRunner:
         self._settings = settings
         self._observer = observer
 
-    async def run(self, job_id: UUID, time_limit: float | None = None, last_attempt: bool = True) -> Job:
-        """Run (or resume) a job to a final status and return it. A finished job is left as is.
+    async def run(self, lease: Job, time_limit: float | None = None) -> Job:
+        """Run the attempt that `lease` (the job as its start returned it) began, to a final status.
 
-        Past `time_limit` seconds the attempt stops; on the last attempt the job fails, otherwise
-        TimeLimitExceeded is raised and the job stays running for the next attempt to resume."""
-        job = await self._jobs.get(job_id)
-        if job.status.finished:
-            return job
-        job = await self._jobs.start(job_id, self._clock.now())
-        if job.status.finished:
-            return job
-        execution = _Execution(self, job)
+        Raises TimeLimitExceeded past `time_limit` seconds (the items finished so far are stored and
+        counted), LeaseLost when a newer attempt took the job over, OutageTooLong when the database or
+        broker stayed away past the tolerance; in each case the job stays resumable."""
+        execution = _Execution(self, lease)
         try:
             async with asyncio.timeout(time_limit):
                 return await execution.run()
         except TimeoutError:
             await execution.flush_counts()  # the items this attempt finished before the limit
-            error = f"time limit of {time_limit:g} s exceeded"
-            if not last_attempt:
-                raise TimeLimitExceeded(error) from None
-            return await self._jobs.finish(job_id, JobStatus.FAILED, None, error, self._clock.now())
+            raise TimeLimitExceeded(f"time limit of {time_limit:g} s exceeded") from None
 
 
 class _Execution:
-    """The state of one attempt at one job."""
+    """The state of one attempt at one job: its queue, totals, buffers' writer and timers."""
 
     def __init__(self, runner: JobRunner, job: Job) -> None:
         self.r = runner
         self.job = job
+        self.token = job.attempts
         self.step = runner._steps[job.job_type]
         self.stop = asyncio.Event()
         self.fatal: BaseException | None = None
+        self.lost: LeaseLost | None = None
         self.cancelled = False
         self.ticking: asyncio.Future[None] | None = None
         self.flushing = asyncio.Lock()  # one flush at a time, so progress follows the stored results
+        self.finished_item = asyncio.Event()
+        self.last_beat = runner._clock.monotonic()
+        self.weather = Weather(runner._clock, runner._settings.outage_tolerance)
+        self.broker = Weather(runner._clock, runner._settings.outage_tolerance)
         seed = runner._settings.seed
         budget = None
         if job.max_cost_usd is not None and runner._prices is not None:
@@ -120,8 +127,8 @@ class _Execution:
 
     async def run(self) -> Job:
         r, job, step = self.r, self.job, self.step
-        project = await r._projects.get(job.project_id)
-        items = list(await step.plan(project, job))
+        project = await self.weather.run(lambda: r._projects.get(job.project_id))
+        items = list(await self.weather.run(lambda: step.plan(project, job)))
         remaining = sum(step.weight(item) for item in items)
         total = max(job.items_total, job.items_done + job.items_failed + remaining)
         self.totals = Totals(total=total, failed=job.items_failed, usage=job.usage)
@@ -131,48 +138,71 @@ class _Execution:
             queue.put_nowait(item)
         await self.flush()
         ticker = asyncio.create_task(self.tick())
+        committer = asyncio.create_task(self.commit())
         try:
             workers = [
                 asyncio.create_task(self.work(project, queue)) for _ in range(min(step.workers(), max(len(items), 1)))
             ]
-            await asyncio.gather(*workers)
+            try:
+                await asyncio.gather(*workers)
+            except BaseException:
+                for worker in workers:
+                    worker.cancel()
+                await asyncio.gather(*workers, return_exceptions=True)
+                raise
         except asyncio.CancelledError:  # a time limit or a worker shutting down: keep what is done
             with contextlib.suppress(Exception):
                 await asyncio.shield(self.step.flush())
             raise
         finally:
-            ticker.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await ticker
+            for task in (ticker, committer):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             if self.ticking is not None:  # let a write the ticker had begun finish before the last one
                 await asyncio.gather(self.ticking, return_exceptions=True)
+        if self.lost is not None:
+            raise self.lost
         await self.flush()
-        return await self.finish()
+        return await self.finish(project)
 
     async def work(self, project: Project, queue: asyncio.Queue[Any]) -> None:
         while not self.stop.is_set():
+            # An outage pauses the job: no new paid call starts while results cannot be stored.
+            await self.weather.clear.wait()
+            if self.stop.is_set():
+                return
+            if self.r._clock.monotonic() - self.last_beat > self.r._settings.lease_check_after:
+                await self.flush()  # its answer says whether a newer attempt took the job meanwhile
+                if self.stop.is_set():
+                    return
             try:
                 item = queue.get_nowait()
             except asyncio.QueueEmpty:
                 return
             try:
-                outcome = await self.step.process(project, item, self.calls)
+                outcome = await self.broker.run(
+                    functools.partial(self.step.process, project, item, self.calls), "Redis"
+                )
             except Stopped:
                 return
             except PermanentItemError as exc:
-                await self.step.fail(project, item, str(exc))
+                await self.weather.run(functools.partial(self.step.fail, project, item, str(exc)))
                 self.totals.failed += self.step.weight(item)
             except (CredentialError, ProviderOutage, BudgetReached) as exc:
                 self.halt(exc)
                 return
-            except Exception as exc:  # a bug, not a provider answer: stop the job, keep the cause
-                log.exception("job %s: unexpected error", self.job.id)
-                self.halt(exc)
-                return
             else:
                 self.totals.add(outcome)
-            if self.r._clock.monotonic() - self.last_flush >= self.r._settings.flush_interval:
-                await self.flush()
+            self.finished_item.set()
+
+    async def commit(self) -> None:
+        """Group commit: whatever results arrived while the previous write ran go in the next one."""
+        while True:
+            await self.finished_item.wait()
+            self.finished_item.clear()
+            async with self.flushing:
+                await self.weather.run(self.step.flush)
 
     def halt(self, exc: BaseException) -> None:
         if self.fatal is None:
@@ -180,29 +210,21 @@ class _Execution:
         self.stop.set()
 
     async def tick(self) -> None:
-        """Keeps the heartbeat fresh during long calls and notices a cancel between items."""
+        """Keeps the heartbeat fresh, publishes progress, and notices a cancel or a lost lease."""
         interval = self.r._settings.flush_interval
         while True:
             await self.r._clock.sleep(interval)
             # Shielded: cancelling the ticker must not cut a store write in half (an open transaction).
-            self.ticking = asyncio.ensure_future(self.tick_once(interval))
+            self.ticking = asyncio.ensure_future(self.flush())
             await asyncio.shield(self.ticking)
-
-    async def tick_once(self, interval: float) -> None:
-        if self.r._clock.monotonic() - self.last_flush >= interval:
-            await self.flush()
-        current = await self.r._jobs.get(self.job.id)
-        if current.status is JobStatus.CANCELLED:
-            self.cancelled = True
-            self.stop.set()
 
     async def flush_counts(self) -> None:
         """Write the counts so far, if the attempt got as far as planning its items."""
         if hasattr(self, "totals"):
-            await self.flush()
+            with contextlib.suppress(LeaseLost):
+                await self.flush()
 
     async def flush(self) -> None:
-        self.last_flush = self.r._clock.monotonic()
         async with self.flushing:
             # The counts and the step's buffer are taken together (no await in between): the progress
             # written counts exactly the items stored by then.
@@ -211,17 +233,41 @@ class _Execution:
                 message = f"{message}; {self.calls.note}"
             progress = Progress(self.totals.total, self.totals.done, self.totals.failed, message)
             usage = self.totals.usage
-            await self.step.flush()
-            await self.r._progress.publish(self.job.id, progress, usage)
+            await self.weather.run(self.step.flush)
+            row = await self.weather.run(lambda: self.r._progress.publish(self.job.id, progress, usage, self.token))
+            self.last_beat = self.r._clock.monotonic()
+        self.observe(row)
 
-    async def finish(self) -> Job:
-        r, now = self.r, self.r._clock.now()
+    def observe(self, row: Job) -> None:
+        if row.attempts == self.token and row.status.finished:  # cancelled (or ended) from outside
+            self.cancelled = True
+            self.stop.set()
+        elif row.attempts != self.token:
+            if self.lost is None:
+                self.lost = LeaseLost(f"job {row.id}: attempt {self.token} was superseded by attempt {row.attempts}")
+                log.warning("%s; this attempt stops", self.lost)
+            self.stop.set()
+
+    async def finish(self, project: Project) -> Job:
+        r = self.r
         fatal = self.fatal
-        if fatal is None and (self.cancelled or (await r._jobs.get(self.job.id)).status is JobStatus.CANCELLED):
-            return await r._jobs.get(self.job.id)
+        if fatal is None and self.cancelled:
+            return await self.weather.run(lambda: r._jobs.get(self.job.id))
         if fatal is None:
-            return await r._jobs.finish(self.job.id, JobStatus.COMPLETED, self.step.summary(self.totals), None, now)
-        return await r._jobs.finish(self.job.id, JobStatus.FAILED, None, self.describe(fatal), now)
+            summary = await self.weather.run(lambda: self.step.summary(project, self.totals))
+            row = await self.weather.run(
+                lambda: r._jobs.finish(
+                    self.job.id, JobStatus.COMPLETED, summary, None, r._clock.now(), token=self.token
+                )
+            )
+        else:
+            error = self.describe(fatal)
+            row = await self.weather.run(
+                lambda: r._jobs.finish(self.job.id, JobStatus.FAILED, None, error, r._clock.now(), token=self.token)
+            )
+        if row.attempts != self.token:
+            raise LeaseLost(f"job {row.id}: attempt {self.token} was superseded by attempt {row.attempts}")
+        return row
 
     def describe(self, exc: BaseException) -> str:
         if isinstance(exc, BudgetReached):  # a later job (with more budget) resumes the rest

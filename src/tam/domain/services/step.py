@@ -67,10 +67,12 @@ class Step(Protocol[Item]):
         ...
 
     async def flush(self) -> None:
-        """Store the results `process` buffered (the runner calls it before each progress write, so
-        progress never counts an item that is not stored). It takes the buffer before its first await."""
+        """Store the results `process` buffered, in one write. The runner calls it as soon as the write
+        before it ends (group commit) and before each progress write, so progress never counts an item
+        that is not stored. It takes the buffer before its first await and puts it back if the write
+        fails, so a retry after an outage stores the same results."""
         ...
 
-    def summary(self, totals: Totals) -> str:
-        """The job's closing message."""
+    async def summary(self, project: Project, totals: Totals) -> str:
+        """The job's closing message; it covers the whole job (every attempt), not just the last one."""
         ...

@@ -102,12 +102,17 @@ async def metrics(request: Request) -> Response:
     return Response(await exposition.render(), media_type=exposition.content_type)
 
 
-async def _resume_stale_jobs(c: Container) -> None:
-    try:
-        resume = await provide(c.resume_stale_jobs)
-        await resume()
-    except Exception:  # the API still serves; the jobs stay `running` for the next start
-        log.exception("could not resume the jobs a previous process left running")
+async def _sweep_forever(c: Container) -> None:
+    """Embedded mode has no worker to sweep: jobs whose attempt vanished (an outage outlasted the
+    tolerance, a previous process died) are resumed from here."""
+    interval = c.settings().tam_worker_heartbeat_timeout / 3
+    sweep = await provide(c.stale_job_sweep)
+    while True:
+        try:
+            await sweep()
+        except Exception as exc:  # the API still serves; the jobs stay `running` for the next sweep
+            log.warning("could not resume the jobs left running: %s: %s", type(exc).__name__, exc)
+        await asyncio.sleep(interval)
 
 
 def create_app(c: Container, api_key: str | None = None) -> Starlette:
@@ -125,11 +130,16 @@ def create_app(c: Container, api_key: str | None = None) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         async with resources_open(c):
-            if c.settings().redis_url is None:  # embedded: no broker redelivers a dead process's jobs
-                await _resume_stale_jobs(c)
+            sweeper = None
+            if c.settings().redis_url is None:  # embedded: no worker resumes a dead attempt's jobs
+                sweeper = asyncio.create_task(_sweep_forever(c))
             try:
                 yield
             finally:
+                if sweeper is not None:
+                    sweeper.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await sweeper
                 # Embedded jobs run in this loop; they stop with it (and stay `running`).
                 close = getattr(await provide(c.dispatcher), "aclose", None)
                 if close is not None:

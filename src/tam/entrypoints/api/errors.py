@@ -10,7 +10,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from tam.domain.model import Conflict, InvalidInput, NotFound, TamError
+from tam.domain.model import ActiveJobExists, Conflict, InvalidInput, NotFound, RejectedValue, TamError
 
 log = logging.getLogger(__name__)
 
@@ -50,11 +50,14 @@ def _where(loc: tuple[int | str, ...]) -> str:
 STATUS_OF: tuple[tuple[type[TamError], int], ...] = (
     (NotFound, 404),
     (Conflict, 409),
+    (RejectedValue, 400),
     (InvalidInput, 422),
 )
 
 
 async def on_tam_error(request: Request, exc: Exception) -> JSONResponse:
+    if isinstance(exc, ActiveJobExists):  # the caller can follow the job that is already active
+        return JSONResponse({"error": " ".join(str(exc).split())[:500], "jobId": str(exc.job_id)}, status_code=409)
     for kind, status in STATUS_OF:
         if isinstance(exc, kind):
             return error(status, str(exc))

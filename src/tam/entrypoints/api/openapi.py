@@ -44,7 +44,8 @@ _ERRORS = {
     "401": "Missing or wrong x-api-key",
     "404": "Unknown job or project",
     "405": "Method not allowed",
-    "409": "The request contradicts the job's state",
+    "409": "The request contradicts the job's state, or a job of that type is already active for the project"
+    " (then `jobId` names it)",
     "413": "Body larger than 1 MiB",
     "422": "Unknown jobType",
     "503": "A dependency (database or broker) is unreachable",
@@ -119,9 +120,10 @@ def build_openapi() -> dict[str, Any]:
         },
         "/api/tam/jobs": {
             "post": _operation(
-                "Create a job and dispatch it",
+                "Create a job and dispatch it (409 with the active job's id while one of that type is pending or"
+                " running for the project)",
                 ("201", s.CreatedJob),
-                ("400", "404", "413", "422", "503"),
+                ("400", "404", "409", "413", "422", "503"),
                 body=_ref(s.CreateJobRequest),
             ),
             "get": _operation(

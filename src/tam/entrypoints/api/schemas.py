@@ -282,6 +282,8 @@ class Readiness(_Response):
 
 class Error(_Response):
     error: str
+    # With 409 when another job of the same type is already active for the project: that job's id.
+    job_id: UUID | None = None
 
 
 # Query strings arrive as text, so these are validated leniently (a numeric string is a number).

@@ -23,7 +23,7 @@ from rich.progress import (
 )
 from rich.table import Column, Table
 
-from tam.containers import Container, build_container, provide, resources_open
+from tam.containers import Container, build_container, provide, resources_open, run_job
 from tam.domain.model import Job, JobType, Project, QualificationStatus, Usage
 from tam.domain.model import Progress as JobProgress
 from tam.domain.services.runner import RunnerSettings
@@ -70,7 +70,7 @@ class RichProgressSink:
         self._bars = bars
         self.tasks: dict[UUID, TaskID] = {}
 
-    async def publish(self, job_id: UUID, progress: JobProgress, usage: Usage) -> None:
+    async def publish(self, job_id: UUID, progress: JobProgress, usage: Usage, token: int | None = None) -> Job:
         task = self.tasks.get(job_id)
         if task is not None:
             self._bars.update(
@@ -79,7 +79,7 @@ class RichProgressSink:
                 completed=progress.items_done + progress.items_failed,
                 message=progress.message,
             )
-        await self._inner.publish(job_id, progress, usage)
+        return await self._inner.publish(job_id, progress, usage, token)
 
 
 @dataclass
@@ -149,8 +149,7 @@ async def run_demo(container: Container, kept: bool = False) -> list[StepResult]
                 job = await jobs.add(Job(project_id=project.id, job_type=job_type))
                 sink.tasks[job.id] = bars.add_task(label, total=None, message="starting")
                 started = time.perf_counter()
-                runner = await provide(container.runner)
-                job = await runner.run(job.id, time_limit=settings.time_limit(job_type))
+                job = await run_job(container, job.id, settings.time_limit(job_type))
                 results.append(StepResult(label, job, time.perf_counter() - started))
                 bars.update(sink.tasks[job.id], message=job.error or job.message or "")
         console.print(await summary(container, project, results))

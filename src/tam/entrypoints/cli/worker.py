@@ -25,8 +25,15 @@ def register(app: typer.Typer) -> None:
         threads: int = typer.Option(4, min=1, max=64, help="Jobs at once per process (each on one event loop)."),
     ) -> None:
         """Run jobs from Redis (REDIS_URL) until stopped with SIGTERM or Ctrl-C."""
-        if load_settings().redis_url is None:
+        from tam.entrypoints.worker.supervisor import Supervisor, redis_problem
+
+        url = load_settings().redis_url
+        if url is None:
             print("tam: REDIS_URL is not set; without it `tam serve` runs jobs itself", file=sys.stderr)
+            raise typer.Exit(1)
+        problem = redis_problem(url.get_secret_value())
+        if problem is not None:
+            print(f"tam: cannot reach Redis at REDIS_URL ({problem}); is it running?", file=sys.stderr)
             raise typer.Exit(1)
         argv = [
             sys.executable,
@@ -34,7 +41,7 @@ def register(app: typer.Typer) -> None:
             "tam.entrypoints.worker",  # Dramatiq's CLI, logging as JSON
             "tam.entrypoints.worker:setup",
             "--processes",
-            str(processes),
+            "1",
             "--threads",
             str(threads),
             "--worker-shutdown-timeout",
@@ -46,4 +53,4 @@ def register(app: typer.Typer) -> None:
         os.environ.setdefault("dramatiq_queue_prefetch", str(threads))
         sys.stdout.flush()
         sys.stderr.flush()
-        os.execv(sys.executable, argv)
+        raise typer.Exit(Supervisor(argv, processes, SHUTDOWN_TIMEOUT_MS / 1000).run())

@@ -4,8 +4,11 @@ broker from REDIS_URL and only then declares the actors, in every worker process
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import importlib
 import inspect
 import logging
+import random
 import threading
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -17,12 +20,17 @@ from dramatiq.middleware import AsyncIO, CurrentMessage
 
 from tam.containers import Container, build_container, provide
 from tam.domain.model import JobType
+from tam.domain.services.dispatch import AttemptEnd
+from tam.entrypoints.worker.supervisor import die_with_parent
 from tam.logs import configure_logging, level_from_env, secrets_of
 from tam.settings import Settings
 
 log = logging.getLogger(__name__)
 
-MAX_RETRIES = 1  # two attempts (design section 4)
+# Dramatiq never retries a message itself: JobAttempt owns attempts, time limits and poison jobs, and
+# a message that raised would only land in the dead-letter queue. An attempt that ends resumable at once
+# (a time limit before the last attempt) is put back on the queue by the actor.
+MAX_RETRIES = 0
 # JobRunner enforces the step's time limit itself and fails the job with a clear message; Dramatiq's
 # own limit is a backstop a little later, for a job stuck where cancellation cannot reach it.
 BACKSTOP_GRACE_S = 30
@@ -102,24 +110,52 @@ def _on_loop(call: Callable[[], Any]) -> None:
     loop_thread.run_coroutine(run())
 
 
-def _attempt_is_last() -> bool:
-    message = CurrentMessage.get_current_message()
-    retries = message.options.get("retries", 0) if message is not None else 0
-    return bool(retries >= MAX_RETRIES)
-
-
 def _perform(
     container: Container, job_type: JobType, time_limit: float, broker: dramatiq.Broker, shutdown: StopOnShutdown
 ) -> Callable[[str], Awaitable[None]]:
     async def run(job_id: str) -> None:
-        execute = await provide(container.execute_job)
-        await execute(UUID(job_id), time_limit, _attempt_is_last())  # logs its attempt's lines
+        message = CurrentMessage.get_current_message()
+        attempt = await provide(container.job_attempt)
+        result = await attempt(UUID(job_id), time_limit, message.message_id if message is not None else None)
+        log.debug("job %s (%s): attempt ended %s %s", job_id, job_type.value, result.end.value, result.detail)
+        if result.end is AttemptEnd.RETRY and message is not None:
+            await asyncio.to_thread(broker.enqueue, message)
 
     async def perform(job_id: str) -> None:
         await shutdown.run(broker, run(job_id))
 
     perform.__name__ = container.actor_names()[job_type]
     return perform
+
+
+class StaleJobSweeper(dramatiq.Middleware):
+    """Every few seconds, each worker process looks for running jobs whose heartbeat stopped (their
+    worker died, or their message was lost) and enqueues them again (StaleJobSweep: one new message per
+    stale job however many processes sweep)."""
+
+    def __init__(self, container: Container, interval: float) -> None:
+        self._container = container
+        self._interval = interval
+        self._task: asyncio.Future[None] | None = None
+
+    def after_worker_boot(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
+        loop_thread = get_event_loop_thread()
+        if loop_thread is not None:
+            self._task = asyncio.run_coroutine_threadsafe(self._sweep_forever(), loop_thread.loop)  # type: ignore[assignment]
+
+    def before_worker_shutdown(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
+        if self._task is not None:
+            self._task.cancel()
+
+    async def _sweep_forever(self) -> None:
+        sweep = await provide(self._container.stale_job_sweep)  # one, so it remembers what it watched
+        while True:
+            await asyncio.sleep(self._interval * random.uniform(0.5, 1.0))
+            try:
+                for job in await sweep():
+                    log.info("job %s: no heartbeat since %s; enqueued again", job.id, job.heartbeat_at)
+            except Exception as exc:  # weather (the database or Redis away): the next sweep tries again
+                log.warning("stale-job sweep skipped: %s: %s", type(exc).__name__, exc)
 
 
 def declare_actors(
@@ -146,6 +182,8 @@ def build_worker_broker(container: Container) -> dramatiq.Broker:
     broker: dramatiq.Broker = container.broker()
     broker.add_middleware(AsyncIO())
     broker.add_middleware(CurrentMessage())
+    # before ContainerResources: its after_worker_boot runs after theirs (reverse order), on an open store
+    broker.add_middleware(StaleJobSweeper(container, container.settings().tam_worker_heartbeat_timeout / 3))
     # after AsyncIO: `after_*` hooks run in reverse order, so resources close while its loop still runs
     broker.add_middleware(ContainerResources(container))
     shutdown = StopOnShutdown()
@@ -157,7 +195,12 @@ def build_worker_broker(container: Container) -> dramatiq.Broker:
 
 def setup() -> None:
     """The `dramatiq` CLI calls this in each worker process to get the broker with its actors."""
+    die_with_parent()  # SIGTERM (a clean shutdown) when the dramatiq master above it dies
     settings = Settings()
+    # Imported now, not on the first job: importing the Claude SDK takes a second or more, and inside
+    # a job it would block the event loop (and so every heartbeat on it).
+    with contextlib.suppress(ImportError):
+        importlib.import_module("anthropic")
     if settings.redis_url is None:
         raise SystemExit("tam worker: REDIS_URL is not set (without it, `tam serve` runs jobs itself)")
     configure_logging(json=True, secrets=secrets_of(settings), level=level_from_env())
