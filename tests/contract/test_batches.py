@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 from typing import Any
+from uuid import UUID
 
 import pytest
 
@@ -22,6 +23,7 @@ from tam.domain.model import (
     QualificationStatus,
     TimeLimitExceeded,
 )
+from tam.domain.services.dispatch import AttemptEnd
 from tam_fakes import FakeServer
 from tam_fakes.anthropic import expected_qualified
 from tam_fakes.anthropic_batches import batches
@@ -46,9 +48,17 @@ def _container(make: Any, anthropic: FakeServer, **changes: Any) -> Container:
     return make(live_settings(fakes, tam_qualify_batch_poll=0.05, **changes))  # type: ignore[no-any-return]
 
 
-async def _run(container: Container, project: Project, time_limit: float = 60, last: bool = True) -> Job:
+async def _attempt(container: Container, job_id: UUID, time_limit: float) -> Job:
+    """One delivery, as a worker makes it; an attempt that ends resumable raises TimeLimitExceeded."""
+    result = await (await provide(container.job_attempt))(job_id, time_limit, None)
+    if result.end is AttemptEnd.RETRY:
+        raise TimeLimitExceeded(result.detail)
+    return await (await provide(container.jobs)).get(job_id)  # type: ignore[no-any-return]
+
+
+async def _run(container: Container, project: Project, time_limit: float = 60) -> Job:
     job = await (await provide(container.jobs)).add(Job(project_id=project.id, job_type=JobType.QUALIFY))
-    return await (await provide(container.runner)).run(job.id, time_limit=time_limit, last_attempt=last)  # type: ignore[no-any-return]
+    return await _attempt(container, job.id, time_limit)
 
 
 async def _stored(container: Container, project: Project) -> dict[str, QualificationStatus]:
@@ -107,14 +117,13 @@ async def test_a_retried_attempt_polls_the_same_batch(make_container: Any) -> No
         project = await _project(container, "Resume", 25)
         jobs = await provide(container.jobs)
         job = await jobs.add(Job(project_id=project.id, job_type=JobType.QUALIFY))
-        runner = await provide(container.runner)
         with pytest.raises(TimeLimitExceeded):  # the attempt ends while the batch is still running
-            await runner.run(job.id, time_limit=2.5, last_attempt=False)
+            await _attempt(container, job.id, 2.5)
         stored = await jobs.get(job.id)
         assert stored.status is JobStatus.RUNNING and stored.batch_id is not None
         assert batches(anthropic.state).creates == 1
 
-        done = await runner.run(job.id, time_limit=30)
+        done = await _attempt(container, job.id, 30)
         assert done.status is JobStatus.COMPLETED, done.error
         assert batches(anthropic.state).creates == 1  # the same batch, polled again
         assert await _stored(container, project) == _expected(25)
@@ -127,7 +136,7 @@ async def test_cancelling_the_job_cancels_the_batch(make_container: Any) -> None
         project = await _project(container, "Cancel", 20)
         jobs = await provide(container.jobs)
         job = await jobs.add(Job(project_id=project.id, job_type=JobType.QUALIFY))
-        running = asyncio.create_task((await provide(container.runner)).run(job.id, time_limit=60))
+        running = asyncio.create_task(_attempt(container, job.id, 60))
         for _ in range(200):
             if (await jobs.get(job.id)).batch_id:
                 break

@@ -278,10 +278,10 @@ async def test_the_backend_as_service_role_runs_every_step(
         job = seeded["job"]
         looked_up = await backend.fetchrow("select id, job_type, project_id from tam_job_queue where id = $1", job)
         assert (looked_up["job_type"], looked_up["project_id"]) == ("qualify", seeded["project"])
-        assert await backend.fetchval("select tam_claim_job_task($1, 't-1')", job) == "t-1"
+        assert await backend.fetchval("select task_id from tam_claim_job_task($1, 't-1')", job) == "t-1"
         assert await backend.fetchval("select (tam_start_job($1, now())).status", job) == "running"
         await backend.execute(
-            "select tam_save_job_progress($1, 50, 2, 1, 0, 'Qualified 1 of 2', '{}'::jsonb, now())", job
+            "select 1 from tam_save_job_progress($1, 50, 2, 1, 0, 'Qualified 1 of 2', '{}'::jsonb, now())", job
         )
         verdicts = [{"company_id": str(seeded["company"]), "status": "qualified", "reason": "fits", "at": AT}]
         assert await backend.fetchval("select tam_record_qualifications($1::jsonb)", verdicts) == 1
