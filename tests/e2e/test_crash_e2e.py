@@ -174,7 +174,7 @@ def test_sigterm_stops_cleanly_and_the_job_resumes_on_the_next_worker(
     assert decided(pg, project_id) == before, "the stopped worker went on writing"
 
     workers(env, ready=False)
-    done = sample_until(pg, job_id, samples, lambda row: row.status != "running", 40)
+    done = sample_until(pg, job_id, samples, lambda row: row.status != "running", 90)
     report(f"SIGTERM: worker exited {shutdown:.1f} s after the signal; the job resumed on the next worker")
     assert shutdown < 10
     assert done.status == "completed", done
