@@ -39,7 +39,7 @@ from uuid import UUID
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from fake_process import FakeProcess
-from tam.containers import Container, build_container, provide, resources_open
+from tam.containers import Container, build_container, provide, resources_open, run_job
 from tam.domain.model import Job, JobStatus, JobType, NewCompany, Project
 from tam.settings import Settings
 from worker_process import create_database, drop_database, migrate
@@ -81,9 +81,8 @@ async def _job(c: Container, name: str, n: int) -> Job:
 
 async def _measure(c: Container, name: str, n: int) -> dict[str, Any]:
     job = await _job(c, name, n)
-    runner = await provide(c.runner)
     started, cpu = time.perf_counter(), _cpu()
-    done = await runner.run(job.id, time_limit=3600)
+    done = await run_job(c, job.id, 3600)
     wall, cpu = time.perf_counter() - started, _cpu() - cpu
     assert done.status is JobStatus.COMPLETED, done.error
     cost = (await provide(c.prices)).cost(done.usage)
@@ -93,7 +92,7 @@ async def _measure(c: Container, name: str, n: int) -> dict[str, Any]:
 def _child(db: str, fake_url: str, job_id: str) -> None:
     async def main() -> None:
         async with resources_open(build_container(_settings(db, fake_url, "batch"))) as c:
-            await (await provide(c.runner)).run(UUID(job_id), time_limit=3600)
+            await run_job(c, UUID(job_id), 3600)
 
     asyncio.run(main())
 
@@ -113,7 +112,7 @@ async def _sigkill(db: str, fake: FakeProcess, n: int) -> dict[str, Any]:
         os.kill(child.pid, signal.SIGKILL)
         child.join()
         batch_id = (await jobs.get(job.id)).batch_id
-        done = await (await provide(c.runner)).run(job.id, time_limit=3600)
+        done = await run_job(c, job.id, 3600)
         pending = len(await (await provide(c.companies)).pending_qualification(job.project_id))
         return {
             "n": n,

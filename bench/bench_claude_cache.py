@@ -26,7 +26,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from fake_process import FakeProcess
-from tam.containers import build_container, provide
+from tam.containers import build_container, provide, run_job
 from tam.domain.model import Job, JobStatus, JobType, NewCompany, Project
 from tam.settings import Settings
 
@@ -70,7 +70,7 @@ async def one_job(args: argparse.Namespace, url: str, where: str, model: str, wa
         ]
         await (await provide(container.companies)).add_many(project.id, companies)
         job = await (await provide(container.jobs)).add(Job(project_id=project.id, job_type=JobType.QUALIFY))
-        done = await (await provide(container.runner)).run(job.id)
+        done = await run_job(container, job.id)
     finally:
         await container.shutdown_resources()
     assert done.status is JobStatus.COMPLETED and done.items_done == args.companies, done
