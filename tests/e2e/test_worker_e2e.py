@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -148,3 +149,39 @@ def test_cancel_stops_a_job_in_the_worker_process(api: TestClient, env: dict[str
         assert time.monotonic() - asked < 10
     finally:
         stop(worker)
+
+
+def _descendants(pid: int) -> set[int]:
+    found: set[int] = set()
+    todo = [pid]
+    while todo:
+        parent = todo.pop()
+        try:
+            children = [int(p) for p in Path(f"/proc/{parent}/task/{parent}/children").read_text().split()]
+        except OSError:
+            children = []
+        found.update(children)
+        todo.extend(children)
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"  # a zombie has exited; only its parent's wait is missing
+
+
+def test_no_process_outlives_a_sigkill_of_tam_worker(env: dict[str, str], tmp_path: Path) -> None:
+    worker = start_worker(env, tmp_path / "worker.log")
+    try:
+        # the supervisor, one dramatiq master and its child running the actors
+        below = wait_for(lambda: d if len(d := _descendants(worker.pid)) >= 2 else None, timeout=60)
+        os.kill(worker.pid, signal.SIGKILL)
+        worker.wait(timeout=10)
+        wait_for(lambda: not any(_alive(p) for p in below), timeout=60, step=0.2)
+    finally:
+        with contextlib.suppress(ProcessLookupError):  # whatever is left of its process group
+            os.killpg(worker.pid, signal.SIGKILL)
+        worker.wait()
