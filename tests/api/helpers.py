@@ -33,6 +33,12 @@ class RecordingDispatcher:
     async def ping(self) -> None:
         return None
 
+    async def join(self) -> None:
+        return None
+
+    async def aclose(self) -> None:
+        return None
+
 
 def make_container(**overrides: Any) -> Container:
     fields: dict[str, Any] = {

@@ -60,6 +60,9 @@ class DramatiqJobDispatcher:
             raise BrokerUnavailable(f"the job broker (REDIS_URL) is unreachable: {type(exc).__name__}") from None
         return job.task_id
 
+    async def join(self) -> None:
+        return None  # the jobs run in `tam worker` processes, not here
+
     async def aclose(self) -> None:
         """Close the broker's Redis connections (the API calls this when it stops)."""
         client = self._broker.client

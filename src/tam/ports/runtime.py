@@ -72,6 +72,18 @@ class JobDispatcher(Protocol):
         """Hand the job to whatever runs jobs; returns its task id."""
         ...
 
+    async def ping(self) -> None:
+        """Raise BrokerUnavailable when jobs could not be handed over now (readiness)."""
+        ...
+
+    async def join(self) -> None:
+        """Wait for the jobs this process runs itself (embedded mode); returns at once otherwise."""
+        ...
+
+    async def aclose(self) -> None:
+        """Stop: embedded jobs are cancelled (they stay `running` and resume later), connections close."""
+        ...
+
 
 # How one provider call ended: answered, refused for the rate limit (429), another transient error
 # (5xx, timeout), any other error (permanent, credentials), or cancelled with its job.

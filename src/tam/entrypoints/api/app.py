@@ -32,6 +32,7 @@ from tam.entrypoints.api.errors import (
 from tam.entrypoints.api.http import container, reply
 from tam.entrypoints.api.openapi import build_openapi
 from tam.entrypoints.api.schemas import Health, Readiness
+from tam.ports.runtime import JobDispatcher
 
 log = logging.getLogger(__name__)
 
@@ -141,9 +142,8 @@ def create_app(c: Container, api_key: str | None = None) -> Starlette:
                     with contextlib.suppress(asyncio.CancelledError):
                         await sweeper
                 # Embedded jobs run in this loop; they stop with it (and stay `running`).
-                close = getattr(await provide(c.dispatcher), "aclose", None)
-                if close is not None:
-                    await close()
+                dispatcher: JobDispatcher = await provide(c.dispatcher)
+                await dispatcher.aclose()
 
     app = Starlette(
         routes=[

@@ -19,6 +19,7 @@ from tam.domain.model import Conflict, InvalidInput, Job, JobStatus, JobType
 from tam.domain.services.estimate import Estimate, EstimateJob
 from tam.domain.services.runner import RunnerSettings
 from tam.entrypoints.cli.session import ensure_project, fail, load_settings, opened, parse_id, run, wide_console
+from tam.ports.runtime import JobDispatcher
 from tam.ports.storage import JobRepo
 
 POLL_INTERVAL = 0.25  # the job row is read about four times a second
@@ -159,10 +160,8 @@ async def _embedded_jobs(container: Container, embedded: bool) -> AsyncIterator[
         yield
     finally:
         if embedded:
-            dispatcher = await provide(container.dispatcher)
-            join = getattr(dispatcher, "join", None)
-            if join is not None:
-                await join()
+            dispatcher: JobDispatcher = await provide(container.dispatcher)
+            await dispatcher.join()
 
 
 class JobFollower:
