@@ -216,7 +216,7 @@ def test_linkedin_batches_count_each_profile() -> None:
     assert (job.items_total, job.items_done, job.status) == (8, 8, JobStatus.COMPLETED)
     assert len(world.instrument.calls) == 3  # batches of 3, 3 and 2
     assert sorted(c.linkedin_active for c in world.db.contacts.values()).count(False) == 3
-    assert job.message == "Checked 8 of 8 profiles: 5 active, 3 inactive"
+    assert job.message == "Checked 8 of 8 profiles; the project now has 5 active, 3 inactive"
 
 
 def test_time_limit_on_a_first_attempt_leaves_the_job_for_the_retry_to_resume() -> None:
@@ -241,6 +241,33 @@ def test_time_limit_on_a_first_attempt_leaves_the_job_for_the_retry_to_resume() 
     assert job.attempts == 2
     # only the three companies in flight when time ran out are asked again
     assert sum(world.instrument.calls.values()) <= len(NAMES) + 3
+
+
+def test_the_closing_message_covers_every_attempt_of_a_resumed_job() -> None:
+    from tam.domain.model import Contact, TimeLimitExceeded, new_id
+
+    world = World()
+    slow = Script({}, delays={f"batch:https://li/{i}": 10.0 for i in range(12)})
+
+    async def main() -> Job:
+        await world.setup(["acme.com"])
+        company = next(iter(world.db.companies.values()))
+        contacts = [
+            Contact(new_id(), world.project.id, company.id, f"p{i}", linkedin_url=f"https://li/{i}") for i in range(12)
+        ]
+        await world.contacts.record_company_contacts(company, contacts, world.clock.now())
+        job = await world.jobs.add(Job(project_id=world.project.id, job_type=JobType.CHECK_LINKEDIN))
+        linkedin = ScriptedLinkedin(slow, world.instrument)
+        linkedin.max_batch = 1
+        runner = world.runner(linkedin=linkedin, limit=2)
+        with pytest.raises(TimeLimitExceeded):
+            await runner.run(job.id, time_limit=25, last_attempt=False)
+        return await runner.run(job.id, time_limit=1000, last_attempt=True)
+
+    job = run_virtual(main)
+    assert job.status is JobStatus.COMPLETED and job.attempts == 2
+    # the second attempt checked only what the first left, but the message counts the whole project
+    assert job.message == "Checked 12 of 12 profiles; the project now has 12 active, 0 inactive"
 
 
 def test_verdicts_are_group_committed_as_they_arrive_not_at_progress_flushes() -> None:

@@ -94,9 +94,11 @@ class FindContacts:
     async def summary(self, project: Project, totals: Totals) -> str:
         if totals.total == 0:
             return "No qualified companies left to search for contacts"
+        # From the table, so the numbers cover every attempt of the job (and match what is stored).
+        stats = await self._contacts.stats(project.id)
         text = (
-            f"Searched {totals.done + totals.failed} of {totals.total} companies: "
-            f"{totals.tally.get('contacts', 0)} contacts, {totals.tally.get('emails', 0)} emails found"
+            f"Searched {totals.done + totals.failed} of {totals.total} companies; the project now has "
+            f"{stats.total} contacts, {stats.with_email} with an email"
         )
         return text + (f", {totals.failed} failed" if totals.failed else "")
 

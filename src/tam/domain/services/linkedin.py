@@ -74,8 +74,10 @@ class CheckLinkedin:
     async def summary(self, project: Project, totals: Totals) -> str:
         if totals.total == 0:
             return "No unchecked LinkedIn profiles"
+        # From the table, so the numbers cover every attempt of the job (and match what is stored).
+        stats = await self._contacts.stats(project.id)
         text = (
-            f"Checked {totals.done + totals.failed} of {totals.total} profiles: "
-            f"{totals.tally.get('active', 0)} active, {totals.tally.get('inactive', 0)} inactive"
+            f"Checked {totals.done + totals.failed} of {totals.total} profiles; the project now has "
+            f"{stats.linkedin_active} active, {stats.linkedin_inactive} inactive"
         )
         return text + (f", {totals.failed} could not be checked" if totals.failed else "")
