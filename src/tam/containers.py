@@ -70,7 +70,7 @@ from tam.domain.services.discover import RefineDiscolike, SourceCompanies
 from tam.domain.services.dispatch import AttemptEnd, AttemptPolicy, DispatchJob, JobAttempt, StaleJobSweep
 from tam.domain.services.estimate import EstimateJob, EstimateSettings
 from tam.domain.services.linkedin import CheckLinkedin
-from tam.domain.services.projects import ImportCompanies
+from tam.domain.services.projects import CreateProject, ImportCompanies
 from tam.domain.services.qualify import QualifyCompanies
 from tam.domain.services.runner import JobRunner, RunnerSettings
 from tam.logs import JobCallTally, JobLogContext
@@ -399,6 +399,7 @@ class Container(containers.DeclarativeContainer):
         prices=prices,
     )
     import_companies = providers.Factory(ImportCompanies, companies)
+    create_project = providers.Factory(CreateProject, projects)
     estimate_job = providers.Factory(
         EstimateJob,
         projects,

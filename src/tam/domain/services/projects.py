@@ -7,8 +7,31 @@ from dataclasses import dataclass, replace
 from uuid import UUID
 
 from tam.domain.domains import normalise_domain
-from tam.domain.model import CompanySourceKind, InvalidInput, NewCompany, RejectedValue
-from tam.ports.storage import CompanyRepo, ImportResult
+from tam.domain.model import CompanySourceKind, InvalidInput, NewCompany, Project, RejectedValue
+from tam.ports.storage import CompanyRepo, ImportResult, ProjectRepo
+
+
+class CreateProject:
+    """One set of rules for a new project, whether it comes from the API or the CLI: name and ICP
+    trimmed and required, blank titles and seniorities dropped, country codes upper case."""
+
+    def __init__(self, projects: ProjectRepo) -> None:
+        self._projects = projects
+
+    async def __call__(self, project: Project) -> Project:
+        name, icp = project.name.strip(), project.icp.strip()
+        if not name or not icp:
+            raise InvalidInput("a project needs a name and an ICP (neither may be blank)")
+        return await self._projects.add(
+            replace(
+                project,
+                name=name,
+                icp=icp,
+                target_titles=tuple(t.strip() for t in project.target_titles if t.strip()),
+                target_seniorities=tuple(s.strip() for s in project.target_seniorities if s.strip()),
+                countries=tuple(c.strip().upper() for c in project.countries if c.strip()),
+            )
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,8 +8,9 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from tam.containers import provide
-from tam.domain.model import Project, QualificationStatus
+from tam.domain.model import InvalidInput, Project, QualificationStatus
 from tam.domain.services.projects import CompanyRow
+from tam.entrypoints.api.errors import BadRequest
 from tam.entrypoints.api.http import by_method, container, parse_body, parse_body_as, parse_query, reply
 from tam.entrypoints.api.schemas import (
     CompanyCounts,
@@ -34,18 +35,21 @@ COMPANY_ROWS = TypeAdapter(list[CompanyIn])
 
 async def create_project(request: Request) -> JSONResponse:
     body = await parse_body(request, CreateProjectRequest)
-    projects = await provide(container(request).projects)
-    project = await projects.add(
-        Project(
-            name=body.name.strip() or body.name,
-            icp=body.icp,
-            target_titles=tuple(body.target_titles),
-            target_seniorities=tuple(body.target_seniorities),
-            countries=tuple(c.upper() for c in body.countries),
-            employee_range=body.employee_range,
-            max_contacts_per_company=body.max_contacts_per_company,
+    create = await provide(container(request).create_project)
+    try:
+        project = await create(
+            Project(
+                name=body.name,
+                icp=body.icp,
+                target_titles=tuple(body.target_titles),
+                target_seniorities=tuple(body.target_seniorities),
+                countries=tuple(body.countries),
+                employee_range=body.employee_range,
+                max_contacts_per_company=body.max_contacts_per_company,
+            )
         )
-    )
+    except InvalidInput as exc:  # a blank name or ICP: an invalid field, as the schema's own checks
+        raise BadRequest(str(exc)) from None
     return reply(ProjectOut.model_validate(project), status=201)
 
 

@@ -159,8 +159,9 @@ class JobList(_Response):
 
 
 class CreateProjectRequest(_Request):
-    name: Annotated[str, Field(min_length=1, max_length=500)]
-    icp: Text
+    # Not blank (CreateProject's rule, also in the schema so clients see it): some non-space character.
+    name: Annotated[str, Field(min_length=1, max_length=500, pattern=r"\S")]
+    icp: Annotated[str, Field(max_length=10_000, pattern=r"\S")]
     target_titles: Annotated[list[ShortText], Field(max_length=100)] = []
     target_seniorities: Annotated[list[ShortText], Field(max_length=100)] = []
     countries: Annotated[list[Annotated[str, Field(pattern=r"^[A-Za-z]{2}$")]], Field(max_length=300)] = []

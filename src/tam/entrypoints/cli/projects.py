@@ -7,8 +7,8 @@ from rich.table import Table
 
 from tam.containers import provide
 from tam.domain.model import Project, QualificationStatus
+from tam.domain.services.projects import CreateProject
 from tam.entrypoints.cli.session import fail, opened, run, wide_console
-from tam.ports.storage import ProjectRepo
 
 projects_app = typer.Typer(no_args_is_help=True, help="Create and list projects (one TAM list each).")
 
@@ -31,19 +31,19 @@ def create(
     if not name.strip() or not icp.strip():
         fail("--name and --icp must not be empty")
     project = Project(
-        name=name.strip(),
-        icp=icp.strip(),
-        target_titles=tuple(t.strip() for t in titles if t.strip()),
-        target_seniorities=tuple(s.strip() for s in seniorities if s.strip()),
-        countries=tuple(c.strip().upper() for c in countries if c.strip()),
+        name=name,
+        icp=icp,
+        target_titles=tuple(titles),
+        target_seniorities=tuple(seniorities),
+        countries=tuple(countries),
         employee_range=employee_range,
         max_contacts_per_company=max_contacts,
     )
 
     async def main() -> Project:
         async with opened() as container:
-            repo: ProjectRepo = await provide(container.projects)
-            return await repo.add(project)
+            create: CreateProject = await provide(container.create_project)
+            return await create(project)
 
     print(run(main).id)
 
