@@ -213,16 +213,7 @@ async def arrive(
         return body, None, None
     if fault.kind == "garbage":
         return body, None, Response('{"results": [{"person": ', media_type="application/json")
-    if fault.kind in (
-        "malformed",
-        "bad_schema",
-        "no_credits",
-        "max_tokens",
-        "refusal",
-        "internal",
-        "plan",
-        "suspended",
-    ):
+    if fault.kind in _RENDERED_BY_HANDLER:
         return body, fault, None
     headers = {"retry-after": f"{fault.retry_after:g}"} if fault.retry_after is not None else {}
     return body, None, error(int(fault.kind), fault.kind, headers)

@@ -44,6 +44,22 @@ PROVIDER = "Claude"
 SETTING = "ANTHROPIC_API_KEY"
 
 
+def anthropic_client(api_key: str, base_url: str | None, timeout: float, connect_timeout: float) -> AsyncAnthropic:
+    """The SDK client every Claude adapter uses, built on the running loop."""
+    import anthropic  # ~1 s to import: only when a qualify job actually runs
+
+    return anthropic.AsyncAnthropic(
+        api_key=api_key,
+        base_url=base_url,
+        # The job runner owns retries and backoff; the SDK would sleep any retry-after, uncapped.
+        max_retries=0,
+        timeout=anthropic.Timeout(timeout, connect=connect_timeout),
+        # aiohttp under the SDK: about a quarter less CPU per call than its default transport
+        # (bench/bench_overhead.py, docs/benchmarks.md), and CPU is what bounds a worker.
+        http_client=anthropic.DefaultAioHttpClient(),
+    )
+
+
 class ClaudeQualifier(LLMQualifier):
     def __init__(
         self,
@@ -80,18 +96,7 @@ class ClaudeQualifier(LLMQualifier):
             raise missing_key(PROVIDER, SETTING)
         loop = asyncio.get_running_loop()
         if self._client is None or self._loop is not loop:
-            import anthropic  # ~1 s to import: only when a qualify job actually runs
-
-            self._client = anthropic.AsyncAnthropic(
-                api_key=self._api_key,
-                base_url=self._base_url,
-                # The job runner owns retries and backoff; the SDK would sleep any retry-after, uncapped.
-                max_retries=0,
-                timeout=anthropic.Timeout(self._timeout, connect=self._connect_timeout),
-                # aiohttp under the SDK: about a quarter less CPU per call than its default transport
-                # (bench/bench_overhead.py, docs/benchmarks.md), and CPU is what bounds a worker.
-                http_client=anthropic.DefaultAioHttpClient(),
-            )
+            self._client = anthropic_client(self._api_key, self._base_url, self._timeout, self._connect_timeout)
             self._loop = loop
         return self._client
 

@@ -23,7 +23,7 @@ from uuid import UUID
 
 import httpx
 
-from tam.adapters.claude import PROVIDER, SETTING, ClaudeQualifier
+from tam.adapters.claude import PROVIDER, SETTING, ClaudeQualifier, anthropic_client
 from tam.adapters.claude_answers import read_message
 from tam.adapters.http import classify_status, excerpt, missing_key, reveal
 from tam.domain.model import Company, PermanentItemError, Project, TransientProviderError, Usage
@@ -110,14 +110,7 @@ class ClaudeBatchQualifier(BatchQualifier):
             raise missing_key(PROVIDER, SETTING)
         loop = asyncio.get_running_loop()
         if self._client is None or self._loop is not loop:
-            import anthropic
-
-            self._client = anthropic.AsyncAnthropic(
-                api_key=self._api_key,
-                base_url=self._base_url,
-                max_retries=0,  # the job owns retries
-                timeout=anthropic.Timeout(self._timeout, connect=self._connect_timeout),
-            )
+            self._client = anthropic_client(self._api_key, self._base_url, self._timeout, self._connect_timeout)
             self._loop = loop
         return self._client
 
