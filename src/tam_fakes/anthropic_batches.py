@@ -207,34 +207,32 @@ def routes(state: FakeState, messages: Handler, authorised: Callable[[Request], 
             registry.store[batch.id] = batch
         return JSONResponse(view(request, batch))
 
-    def find(request: Request) -> FakeBatch | None:
-        return registry.store.get(request.path_params["batch_id"])
-
-    async def retrieve(request: Request) -> Response:
+    def find(request: Request) -> FakeBatch | Response:
+        """The batch the path names, or the vendor's 401 / 404 answer."""
         if not authorised(request):
             return _error(401, "authentication_error", "invalid x-api-key")
+        batch = registry.store.get(request.path_params["batch_id"])
+        return batch if batch is not None else _error(404, "not_found_error", "message batch not found")
+
+    async def retrieve(request: Request) -> Response:
         batch = find(request)
-        if batch is None:
-            return _error(404, "not_found_error", "message batch not found")
+        if not isinstance(batch, FakeBatch):
+            return batch
         await settle(request, batch)
         return JSONResponse(view(request, batch))
 
     async def cancel(request: Request) -> Response:
-        if not authorised(request):
-            return _error(401, "authentication_error", "invalid x-api-key")
         batch = find(request)
-        if batch is None:
-            return _error(404, "not_found_error", "message batch not found")
+        if not isinstance(batch, FakeBatch):
+            return batch
         if not ended(batch) and batch.cancel_initiated_at is None:
             batch.cancel_initiated_at = datetime.now(UTC)
         return JSONResponse(view(request, batch))
 
     async def results(request: Request) -> Response:
-        if not authorised(request):
-            return _error(401, "authentication_error", "invalid x-api-key")
         batch = find(request)
-        if batch is None:
-            return _error(404, "not_found_error", "message batch not found")
+        if not isinstance(batch, FakeBatch):
+            return batch
         await settle(request, batch)
         if batch.results is None:
             return _error(400, "invalid_request_error", "results are available once the batch has ended")
