@@ -40,14 +40,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from fake_process import FakeProcess
 from tam.containers import Container, build_container, provide, resources_open, run_job
-from tam.domain.model import Job, JobStatus, JobType, NewCompany, Project
+from tam.domain.model import Job, JobStatus, JobType, NewCompany, Project, Usage
 from tam.settings import Settings
 from worker_process import create_database, drop_database, migrate
 
 KEY = "bench-key"
+KILL_HEARTBEAT = 3.0  # seconds; a short heartbeat timeout so the SIGKILL case takes over quickly
 
 
-def _settings(db: str, fake_url: str, mode: str) -> Settings:
+def _settings(db: str, fake_url: str, mode: str, heartbeat_timeout: float = 15) -> Settings:
     return Settings(
         _env_file=None,  # type: ignore[call-arg]
         tam_store="postgres",
@@ -59,6 +60,7 @@ def _settings(db: str, fake_url: str, mode: str) -> Settings:
         tam_claude_model="claude-sonnet-5-5",
         tam_qualify_mode=mode,
         tam_qualify_batch_poll=0.5,
+        tam_worker_heartbeat_timeout=heartbeat_timeout,
     )
 
 
@@ -85,20 +87,29 @@ async def _measure(c: Container, name: str, n: int) -> dict[str, Any]:
     done = await run_job(c, job.id, 3600)
     wall, cpu = time.perf_counter() - started, _cpu() - cpu
     assert done.status is JobStatus.COMPLETED, done.error
-    cost = (await provide(c.prices)).cost(done.usage)
-    return {"n": n, "wall_s": wall, "cpu_s": cpu, "cost_usd": cost, "usage": dict(done.usage.counts)}
+    prices = await provide(c.prices)
+    # the same tokens at online prices: what the batch discount alone is worth
+    as_online = Usage({unit.replace("claude_batch_", "claude_", 1): n for unit, n in done.usage.counts.items()})
+    return {
+        "n": n,
+        "wall_s": wall,
+        "cpu_s": cpu,
+        "cost_usd": prices.cost(done.usage),
+        "same_tokens_online_usd": prices.cost(as_online),
+        "usage": dict(done.usage.counts),
+    }
 
 
 def _child(db: str, fake_url: str, job_id: str) -> None:
     async def main() -> None:
-        async with resources_open(build_container(_settings(db, fake_url, "batch"))) as c:
+        async with resources_open(build_container(_settings(db, fake_url, "batch", KILL_HEARTBEAT))) as c:
             await run_job(c, UUID(job_id), 3600)
 
     asyncio.run(main())
 
 
 async def _sigkill(db: str, fake: FakeProcess, n: int) -> dict[str, Any]:
-    async with resources_open(build_container(_settings(db, fake.url, "batch"))) as c:
+    async with resources_open(build_container(_settings(db, fake.url, "batch", KILL_HEARTBEAT))) as c:
         job = await _job(c, "killed", n)
         creates = fake.stats()["batch_creates"]
         child = mp.get_context("spawn").Process(target=_child, args=(db, fake.url, str(job.id)))
@@ -112,13 +123,20 @@ async def _sigkill(db: str, fake: FakeProcess, n: int) -> dict[str, Any]:
         os.kill(child.pid, signal.SIGKILL)
         child.join()
         batch_id = (await jobs.get(job.id)).batch_id
-        done = await run_job(c, job.id, 3600)
+        # as a live worker would: the killed attempt's lease holds until its heartbeat is stale, then
+        # the next attempt takes the job over and polls the stored batch
+        killed_at = time.monotonic()
+        while (done := await run_job(c, job.id, 3600)).status is JobStatus.RUNNING:
+            assert time.monotonic() < deadline, "the job was never taken over"
+            await asyncio.sleep(0.5)
+        takeover_s = time.monotonic() - killed_at
         pending = len(await (await provide(c.companies)).pending_qualification(job.project_id))
         return {
             "n": n,
             "child_exit": child.exitcode,
             "batch_id_after_kill": batch_id,
             "creates": fake.stats()["batch_creates"] - creates,
+            "takeover_and_finish_s": takeover_s,
             "status": done.status.value,
             "items_done": done.items_done,
             "left_pending": pending,
@@ -158,6 +176,7 @@ async def main() -> None:
         "online_cpu_ms_per_company": online["cpu_s"] / online["n"] * 1000,
     }
     per["batch_over_online_cost"] = per["batch_usd_per_company"] / per["online_usd_per_company"]
+    per["batch_over_same_tokens_online"] = batch["cost_usd"] / batch["same_tokens_online_usd"]
     print(json.dumps({"batch": batch, "online": online, "sigkill": killed, **per}))
     print()
     print(f"{'':28}{'batch':>14}{'online':>14}")
@@ -167,10 +186,12 @@ async def main() -> None:
     print(f"{'tam CPU ms per company':28}{cpu_b:>14.3f}{cpu_o:>14.3f}")
     print(f"{'USD per company':28}{per['batch_usd_per_company']:>14.6f}{per['online_usd_per_company']:>14.6f}")
     print(f"{'batch / online cost':28}{per['batch_over_online_cost']:>14.3f}")
+    print(f"{'batch / same tokens online':28}{per['batch_over_same_tokens_online']:>14.3f}")
     print(f"{'batches created':28}{batch['creates']:>14}")
     print(
         f"SIGKILL mid-batch ({killed['n']:,} companies): child exit {killed['child_exit']}, "
-        f"batches created {killed['creates']}, resumed job {killed['status']}, {killed['left_pending']} left pending"
+        f"batches created {killed['creates']}, resumed job {killed['status']} "
+        f"({killed['takeover_and_finish_s']:.1f} s after the kill), {killed['left_pending']} left pending"
     )
 
 
