@@ -93,3 +93,19 @@ def test_no_domain_column_prints_the_header_it_read(cli: Cli, tmp_path: Path) ->
     assert result.stderr.count("\n") == 1, result.stderr
     assert "no domain column" in result.stderr
     assert "the header read was: 'Firma', 'Stadt'" in result.stderr
+
+
+def test_rows_the_store_cannot_hold_are_listed_by_line_and_the_others_go_in(cli: Cli, tmp_path: Path) -> None:
+    project = new_project(cli)
+    source = tmp_path / "mixed.csv"
+    too_long = ".".join(["abcdefghij" * 6] * 5) + ".com"  # 309 characters: past a DNS name's 253
+    source.write_text(
+        f"name,domain\nGood,good.example\nBad\x00name,bad.example\nLong,{too_long}\nFine,fine.example\n",
+        encoding="utf-8",
+    )
+    result = cli("companies", "import", str(source), "--project", project)
+    assert "inserted 2," in result.stdout and "rejected 2" in result.stdout, result.stdout
+    lines = result.stderr.splitlines()
+    assert any(line.startswith("tam: mixed.csv:3: ") and "NUL" in line for line in lines), result.stderr
+    assert any(line.startswith("tam: mixed.csv:4: ") and "longer than 253" in line for line in lines), result.stderr
+    assert sorted(r["domain"] for r in cli.rows("tam_companies", project)) == ["fine.example", "good.example"]

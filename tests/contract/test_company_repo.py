@@ -232,3 +232,26 @@ async def test_list_searches_name_or_domain_ignoring_case(store: Stores) -> None
     paged = await store.companies.list(project_id, q="o", limit=2, offset=1)
     everything = await store.companies.list(project_id, q="o")
     assert (paged.total, paged.items) == (everything.total, everything.items[1:3])
+
+
+async def test_a_value_postgresql_cannot_store_is_bad_input_in_one_line(store: Stores) -> None:
+    """Too large for the (project, domain) index, or out of an integer column's range: RejectedValue (a
+    400, a rejected import row), never an outage to wait out; SQLite and memory store both."""
+    import random
+
+    from tam.domain.model import RejectedValue
+
+    rnd = random.Random(1)  # random letters: a compressible value would fit in the index
+    huge = ".".join("".join(rnd.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(60)) for _ in range(60)) + ".io"
+    project_id = await a_project(store)
+    if not store.kind.startswith("postgres"):
+        assert (await store.companies.add_many(project_id, companies(huge))).inserted == 1
+        return
+    with pytest.raises(RejectedValue) as refused:
+        await store.companies.add_many(project_id, companies("ok.io", huge))
+    assert "\n" not in str(refused.value) and "too large" in str(refused.value)
+    with pytest.raises(RejectedValue) as out_of_range:
+        await store.projects.add(Project(name="p", icp="i", max_contacts_per_company=10**10))
+    assert "\n" not in str(out_of_range.value)
+    # the refused statement stored nothing, and the pool still works
+    assert (await store.companies.add_many(project_id, companies("ok.io"))).inserted == 1

@@ -324,6 +324,24 @@ async def test_postgrest_errors_become_storage_errors(
         await SupabaseJobRepo(client).list()
 
 
+@pytest.mark.parametrize(
+    "error",
+    [
+        {"code": "22P05", "message": "unsupported Unicode escape sequence"},  # a NUL byte in JSON text
+        {"code": "54000", "message": "index row size 3696 exceeds btree version 4 maximum 2704"},
+        {"code": "23514", "message": 'new row violates check constraint "tam_companies_domain_check"'},
+    ],
+)
+async def test_a_value_the_database_refuses_is_bad_input_not_an_outage(
+    client: Any, api: respx.MockRouter, error: dict[str, str]
+) -> None:
+    from tam.domain.model import RejectedValue
+
+    api.post("/tam_projects").respond(400, json={**error, "details": None, "hint": None})
+    with pytest.raises(RejectedValue, match=error["message"][:20]):
+        await SupabaseProjectRepo(client).add(Project(name="p", icp="i"))
+
+
 async def test_a_network_failure_is_a_storage_error(client: Any, api: respx.MockRouter) -> None:
     api.post("/rpc/tam_contact_stats").mock(side_effect=httpx.ConnectError("refused"))
     with pytest.raises(StorageError, match="cannot reach Supabase"):

@@ -8,6 +8,7 @@ from tam.domain.model import InvalidInput
 
 _LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
 _SCHEME = re.compile(r"^[a-z][a-z0-9+.-]*://")
+MAX_LENGTH = 253  # a DNS name's limit (RFC 1035), in its ASCII (IDNA) form
 
 
 def normalise_domain(raw: str | None) -> str:
@@ -27,12 +28,14 @@ def normalise_domain(raw: str | None) -> str:
     try:
         text = text.encode("idna").decode("ascii")
     except UnicodeError:
-        raise InvalidInput(f"{raw!r} is not a usable domain") from None
+        raise InvalidInput(f"{_shown(raw)} is not a usable domain") from None
+    if len(text) > MAX_LENGTH:
+        raise InvalidInput(f"{_shown(raw)} is not a usable domain (longer than {MAX_LENGTH} characters)")
     labels = text.split(".")
     if len(labels) < 2 or not all(_LABEL.match(label) for label in labels):
-        raise InvalidInput(f"{raw!r} is not a usable domain")
+        raise InvalidInput(f"{_shown(raw)} is not a usable domain")
     if labels[-1].isdigit():
-        raise InvalidInput(f"{raw!r} is an IP address, not a domain")
+        raise InvalidInput(f"{_shown(raw)} is an IP address, not a domain")
     return text
 
 
@@ -41,3 +44,9 @@ def try_normalise(raw: str | None) -> str | None:
         return normalise_domain(raw)
     except InvalidInput:
         return None
+
+
+def _shown(raw: str | None) -> str:
+    """The value as the user gave it, cut short enough for a one-line error."""
+    text = raw or ""
+    return repr(text if len(text) <= 60 else text[:57] + "...")

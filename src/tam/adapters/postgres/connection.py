@@ -88,6 +88,8 @@ async def postgres_pool(url: str) -> AsyncIterator[asyncpg.Pool]:
 # connections), operator intervention (shutdown, restart); and transaction rollbacks worth a retry.
 _UNAVAILABLE_CLASSES = ("08", "53", "57")
 _RETRYABLE = ("40001", "40P01")
+# Program limit exceeded (54000: an index row too large, say): the value is the problem, not the server.
+_LIMIT_CLASS = "54"
 
 
 @contextmanager
@@ -108,12 +110,23 @@ def translated_errors() -> Iterator[None]:
         raise StorageError(f"PostgreSQL: {exc}") from None
     except (OSError, TimeoutError) as exc:
         raise StorageUnreachable(f"cannot reach PostgreSQL ({type(exc).__name__}: {exc.strerror or exc})") from None
-    except (asyncpg.InterfaceError, asyncpg.InternalClientError) as exc:  # a connection closed under us
+    except asyncpg.InterfaceError as exc:
+        if isinstance(exc, ValueError):  # asyncpg could not encode an argument (a number out of range)
+            raise RejectedValue(f"the database refused a value: {_first_line(exc)}") from None
+        raise StorageUnreachable(f"PostgreSQL connection problem: {type(exc).__name__}") from None
+    except asyncpg.InternalClientError as exc:  # a connection closed under us
         raise StorageUnreachable(f"PostgreSQL connection problem: {type(exc).__name__}") from None
     except (asyncpg.DataError, asyncpg.CheckViolationError, asyncpg.NotNullViolationError) as exc:
-        raise RejectedValue(f"the database refused a value: {exc}") from None
+        raise RejectedValue(f"the database refused a value: {_first_line(exc)}") from None
     except asyncpg.PostgresError as exc:
         state = exc.sqlstate or ""
         if state[:2] in _UNAVAILABLE_CLASSES or state in _RETRYABLE:
-            raise StorageUnreachable(f"PostgreSQL unavailable ({state}: {exc})") from None
-        raise StorageError(f"PostgreSQL error {state}: {exc}") from None
+            raise StorageUnreachable(f"PostgreSQL unavailable ({state}: {_first_line(exc)})") from None
+        if state[:2] == _LIMIT_CLASS:  # a value too large to store or index
+            raise RejectedValue(f"the database refused a value as too large: {_first_line(exc)}") from None
+        raise StorageError(f"PostgreSQL error {state}: {_first_line(exc)}") from None
+
+
+def _first_line(exc: Exception) -> str:
+    """asyncpg's text of an error: its message line, without the DETAIL and HINT lines after it."""
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]

@@ -10,13 +10,15 @@ import httpx
 from postgrest.exceptions import APIError
 from supabase import AsyncClient, AsyncClientOptions, acreate_client
 
-from tam.adapters.sql.errors import MIGRATE_HINT, StorageError
+from tam.adapters.sql.errors import MIGRATE_HINT, RejectedValue, StorageError
 from tam.domain.model import NotFound
 
 T = TypeVar("T")
 
 UNIQUE_VIOLATION = "23505"
 _NOT_FOUND = {"P0002", "23503", "PGRST116"}  # raised by tam_* functions, foreign key, .single()
+_REJECTED_CLASSES = ("22", "54")  # data exception (a NUL byte, a bad number), program limit (too large)
+_REJECTED = {"23502", "23514"}  # not null, check violation
 _MISSING_TABLE = {"42P01", "42883", "PGRST202", "PGRST205"}  # table or function not in the schema cache
 
 
@@ -54,6 +56,8 @@ def translate(exc: APIError) -> Exception:
         return StorageError(f"{MIGRATE_HINT} (Supabase: {message})")
     if code in ("401", "403", "PGRST301", "PGRST302", "42501"):
         return StorageError(f"Supabase refused the key; check SUPABASE_SERVICE_ROLE_KEY ({message})")
+    if code[:2] in _REJECTED_CLASSES or code in _REJECTED:  # bad input (400), as on PostgreSQL
+        return RejectedValue(f"the database refused a value: {message}")
     return StorageError(f"Supabase error {code}: {message}")
 
 

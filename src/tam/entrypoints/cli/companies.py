@@ -58,7 +58,8 @@ DELIMITERS = ",;\t"  # what Excel and Google Sheets write: comma, semicolon (muc
 SAMPLE_BYTES = 64 * 1024
 
 
-def read_rows(path: Path) -> tuple[list[CompanyRow], list[Rejected]]:
+def read_rows(path: Path) -> tuple[list[CompanyRow], list[Rejected], dict[str, int]]:
+    """The good rows, the rejected ones, and the line of each good row's (normalised) domain."""
     try:
         handle = path.open(newline="", encoding="utf-8-sig")
     except OSError as exc:
@@ -97,7 +98,7 @@ class _Delimited(csv.excel):
         self.delimiter = delimiter
 
 
-def _parse(reader: Iterator[list[str]]) -> tuple[list[CompanyRow], list[Rejected]]:
+def _parse(reader: Iterator[list[str]]) -> tuple[list[CompanyRow], list[Rejected], dict[str, int]]:
     header = next(reader, None)
     if header is None:
         fail("the CSV file is empty")
@@ -143,7 +144,14 @@ def _parse(reader: Iterator[list[str]]) -> tuple[list[CompanyRow], list[Rejected
                 linkedin_url=cell("linkedin_url"),
             )
         )
-    return good, bad
+    return good, bad, first_line
+
+
+def _normalised(domain: str) -> str:
+    try:
+        return normalise_domain(domain)
+    except InvalidInput:
+        return domain
 
 
 def register(app: typer.Typer) -> None:
@@ -160,7 +168,7 @@ def import_(
     """Import companies from a CSV file (comma, semicolon or tab separated, UTF-8). Rows without a
     usable domain, and repeats of a domain earlier in the file, are reported by line and skipped."""
     project_id = parse_id(project)
-    rows, rejected = read_rows(file)
+    rows, rejected, line_of = read_rows(file)
     for r in rejected:
         print(f"tam: {file.name}:{r.line}: {r.reason}", file=sys.stderr)
 
@@ -173,6 +181,11 @@ def import_(
                 result = await importer(project_id, rows[start : start + BATCH])
                 inserted += result.inserted
                 skipped += result.skipped
+                # rows the importer or the database refused (a NUL byte, say): listed, the others went in
+                for domain, reason in result.rejected:
+                    line = line_of.get(_normalised(domain), 0)
+                    rejected.append(Rejected(line, reason))
+                    print(f"tam: {file.name}:{line}: {reason}", file=sys.stderr)
             return inserted, skipped
 
     inserted, skipped = run(main)
