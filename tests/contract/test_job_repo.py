@@ -8,7 +8,19 @@ from uuid import UUID, uuid4
 
 import pytest
 
-from tam.domain.model import Job, JobStatus, JobType, NotFound, Progress, Project, Usage
+from tam.domain.model import (
+    ActiveJobExists,
+    ClaimOutcome,
+    Conflict,
+    Job,
+    JobStatus,
+    JobType,
+    NotFound,
+    Progress,
+    Project,
+    TaskClaim,
+    Usage,
+)
 from tests.contract.conftest import Stores
 
 T0 = datetime(2026, 11, 29, 10, 0, tzinfo=UTC)
@@ -114,12 +126,87 @@ async def test_cancel_stops_a_pending_or_running_job(store: Stores) -> None:
     assert (await store.jobs.cancel(running.id, at(4))).status is JobStatus.CANCELLED
 
 
-async def test_the_first_task_id_wins_even_when_claims_race(store: Stores) -> None:
+LATER = datetime.now(UTC) + timedelta(hours=1)  # a stale_before past every write: any lease has expired
+
+
+async def claim(store: Stores, job: Job, task_id: str, *, stale_before: datetime = T0, **asked: object) -> TaskClaim:
+    """`claim_dispatch` as `POST /api/tam/run` makes it, for the job's own project and type unless asked."""
+    project_id = asked.get("project_id", job.project_id)
+    job_type = asked.get("job_type", job.job_type)
+    assert isinstance(project_id, UUID) and isinstance(job_type, JobType)
+    return await store.jobs.claim_dispatch(job.id, project_id, job_type, task_id, at(2), stale_before)
+
+
+async def test_dispatch_claims_a_task_once_then_keeps_it(store: Stores) -> None:
     job = await a_job(store)
-    claims = await asyncio.gather(*(store.jobs.claim_task(job.id, f"task-{i}") for i in range(8)))
-    assert len(set(claims)) == 1
-    assert (await store.jobs.get(job.id)).task_id == claims[0]
-    assert await store.jobs.claim_task(job.id, "another") == claims[0]
+    first = await claim(store, job, "task-1")
+    assert (first.outcome, first.enqueue, first.job.task_id, first.job.status) == (
+        ClaimOutcome.CLAIMED,
+        True,
+        "task-1",
+        JobStatus.PENDING,
+    )
+    again = await claim(store, job, "task-2")
+    assert (again.outcome, again.enqueue, again.job.task_id) == (ClaimOutcome.KEPT, False, "task-1")
+    assert (await store.jobs.get(job.id)).task_id == "task-1"
+
+
+async def test_the_first_task_id_wins_even_when_dispatches_race(store: Stores) -> None:
+    job = await a_job(store)
+    claims = await asyncio.gather(*(claim(store, job, f"task-{i}") for i in range(8)))
+    assert [c.outcome for c in claims].count(ClaimOutcome.CLAIMED) == 1
+    assert len({c.job.task_id for c in claims}) == 1
+    assert (await store.jobs.get(job.id)).task_id == claims[0].job.task_id
+
+
+async def test_dispatch_requeues_a_running_job_whose_attempt_is_gone(store: Stores) -> None:
+    job = await a_job(store)
+    await claim(store, job, "task-1")
+    await store.jobs.start(job.id, at(1), task_id="task-1")
+    live = await claim(store, job, "task-2")  # the heartbeat (at 1) is newer than stale_before (T0)
+    assert (live.outcome, live.job.task_id) == (ClaimOutcome.KEPT, "task-1")
+    gone = await claim(store, job, "task-3", stale_before=LATER)
+    assert (gone.outcome, gone.enqueue, gone.previous_task_id) == (ClaimOutcome.REQUEUED, True, "task-1")
+    assert (gone.job.task_id, gone.job.status, gone.job.attempts) == ("task-3", JobStatus.RUNNING, 1)
+    assert (await store.jobs.get(job.id)).task_id == "task-3"
+
+
+async def test_dispatch_cancels_a_second_job_of_the_type_while_one_is_dispatched(store: Stores) -> None:
+    first = await a_job(store, JobType.FIND_CONTACTS)
+    second = await a_job(store, JobType.FIND_CONTACTS, project_id=first.project_id)
+    other_type = await a_job(store, JobType.QUALIFY, project_id=first.project_id)
+    await claim(store, first, "task-1")
+    refused = await claim(store, second, "task-2")
+    assert (refused.outcome, refused.enqueue, refused.active and refused.active.id) == (
+        ClaimOutcome.REFUSED,
+        False,
+        first.id,
+    )
+    cancelled = await store.jobs.get(second.id)
+    assert cancelled == refused.job
+    assert (cancelled.status, cancelled.task_id, cancelled.finished_at) == (JobStatus.CANCELLED, None, at(2))
+    assert cancelled.message == f"job {first.id} of type findContacts is already pending for this project"
+    error = refused.refusal(JobType.FIND_CONTACTS)
+    assert isinstance(error, ActiveJobExists) and error.job_id == first.id
+    assert (await claim(store, other_type, "task-3")).outcome is ClaimOutcome.CLAIMED  # another type is fine
+
+
+@pytest.mark.parametrize("mismatch", ["other_project", "other_type", "finished"])
+async def test_dispatch_refuses_a_request_that_does_not_match_and_changes_nothing(store: Stores, mismatch: str) -> None:
+    job = await a_job(store)
+    if mismatch == "finished":
+        job = await store.jobs.finish(job.id, JobStatus.COMPLETED, "done", None, at(1))
+    asked = {"other_project": {"project_id": uuid4()}, "other_type": {"job_type": JobType.FIND_CONTACTS}}
+    got = await claim(store, job, "task-1", **asked.get(mismatch, {}))
+    assert (got.outcome, got.enqueue, got.job) == (ClaimOutcome(mismatch), False, job)
+    assert await store.jobs.get(job.id) == job
+    messages = {
+        "other_project": f"job {job.id} belongs to another project",
+        "other_type": f"job {job.id} is a qualify job, not findContacts",
+        "finished": f"job {job.id} is already completed",
+    }
+    error = got.refusal(JobType.FIND_CONTACTS if mismatch == "other_type" else JobType.QUALIFY)
+    assert isinstance(error, Conflict) and str(error) == messages[mismatch]
 
 
 async def test_list_is_newest_first_and_filters_by_project(store: Stores) -> None:
@@ -133,7 +220,7 @@ async def test_list_is_newest_first_and_filters_by_project(store: Stores) -> Non
 
 @pytest.mark.parametrize(
     "operation",
-    ["get", "start", "save_progress", "finish", "claim_task", "cancel"],
+    ["get", "start", "save_progress", "finish", "claim_dispatch", "cancel"],
 )
 async def test_a_missing_job_is_not_found(store: Stores, operation: str) -> None:
     missing = uuid4()
@@ -142,7 +229,7 @@ async def test_a_missing_job_is_not_found(store: Stores, operation: str) -> None
         "start": lambda: store.jobs.start(missing, T0),
         "save_progress": lambda: store.jobs.save_progress(missing, Progress(1, 0, 0, "x"), Usage(), T0),
         "finish": lambda: store.jobs.finish(missing, JobStatus.COMPLETED, None, None, T0),
-        "claim_task": lambda: store.jobs.claim_task(missing, "t"),
+        "claim_dispatch": lambda: store.jobs.claim_dispatch(missing, uuid4(), JobType.QUALIFY, "t", T0, T0),
         "cancel": lambda: store.jobs.cancel(missing, T0),
     }
     with pytest.raises(NotFound, match=str(missing)):

@@ -1,5 +1,5 @@
 """One state machine over JobRepo, run against memory, SQLite and PostgreSQL: every operation (start,
-progress, finish, cancel, claim, release, requeue, lease expiry) must leave the stored row exactly as the
+progress, finish, cancel, dispatch, release, requeue, lease expiry) must leave the stored row exactly as the
 rules on the `Job` entity say. The entity is the reference; the stores (and the SQL functions behind the
 PostgreSQL and Supabase stores) only persist what it decides."""
 
@@ -12,6 +12,7 @@ from collections.abc import Callable, Coroutine, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
+from uuid import UUID, uuid4
 
 import pytest
 from hypothesis import HealthCheck, settings
@@ -81,6 +82,7 @@ def machine_for(backend: Backend) -> type[RuleBasedStateMachine]:
             if backend.projects is not None:
                 backend.run(backend.projects.add(project))
             self.model = backend.run(backend.jobs.add(Job(project_id=project.id, job_type=JobType.QUALIFY)))
+            self.sibling: Job | None = None
 
         # Times move forward a second per step; "stale" is judged against a point far ahead of every
         # timestamp (the lease expired) or far behind them (a live lease), never in between.
@@ -154,13 +156,49 @@ def machine_for(backend: Backend) -> type[RuleBasedStateMachine]:
             assert got == (expected is not None)
             self.model = expected or self.model
 
+        @rule(expired=st.booleans())
+        def dispatch(self, expired: bool) -> None:
+            """`POST /api/tam/run` (claim_dispatch): one store call keeps, requeues or claims the task,
+            or cancels the job while a sibling of its type is active and dispatched."""
+            self.dispatch_as(self.model.project_id, self.model.job_type, expired)
+
+        @rule(project=st.sampled_from(["same", "other"]), expired=st.booleans())
+        def dispatch_mismatched(self, project: str, expired: bool) -> None:
+            """The request names another project, or the job's project with another type: refused."""
+            if project == "same":
+                self.dispatch_as(self.model.project_id, JobType.FIND_CONTACTS, expired)
+            else:
+                self.dispatch_as(uuid4(), self.model.job_type, expired)
+
+        def dispatch_as(self, project_id: UUID, job_type: JobType, expired: bool) -> None:
+            at, task_id, before = self.at(), f"claim-{next(_tasks)}", self.stale_before(expired)
+            active = self.sibling if self.sibling is not None and self.sibling.active else None
+            expected = self.model.dispatched(project_id, job_type, task_id, at, before, active)
+            got = self.call(lambda jobs: jobs.claim_dispatch(self.model.id, project_id, job_type, task_id, at, before))
+            assert (got.outcome, got.previous_task_id) == (expected.outcome, expected.previous_task_id)
+            assert (got.active and got.active.id) == (expected.active and expected.active.id)
+            self.model = expected.job
+            self.same(got.job)
+
         @rule()
-        def claim(self) -> None:
-            task_id = f"claim-{next(_tasks)}"
-            got = self.call(lambda jobs: jobs.claim_task(self.model.id, task_id))
-            if self.model.task_id is None:
-                self.model = self.model.with_(task_id=task_id)
-            assert got == self.model.task_id
+        def sibling_dispatched(self) -> None:
+            """Another qualify job of the project, dispatched and running (what the one-active-job rule
+            refuses a second dispatch for)."""
+            if self.sibling is None:
+                sibling = Job(
+                    project_id=self.model.project_id,
+                    job_type=JobType.QUALIFY,
+                    status=JobStatus.RUNNING,
+                    task_id=f"sibling-{next(_tasks)}",
+                    created_at=self.t0 - timedelta(minutes=1),
+                )
+                self.sibling = self.call(lambda jobs: jobs.add(sibling))
+
+        @rule()
+        def sibling_finished(self) -> None:
+            if self.sibling is not None:
+                sibling, at = self.sibling, self.at()
+                self.sibling = self.call(lambda jobs: jobs.cancel(sibling.id, at))
 
         @rule(task=st.sampled_from(["current", "other"]))
         def unclaim(self, task: str) -> None:
@@ -195,7 +233,7 @@ def test_every_store_follows_the_job_rules(backend: Backend) -> None:
     run_state_machine_as_test(
         machine_for(backend),
         settings=settings(
-            max_examples=25,
+            max_examples=50,
             stateful_step_count=20,
             deadline=None,
             suppress_health_check=[HealthCheck.too_slow],

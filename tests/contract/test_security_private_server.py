@@ -24,7 +24,7 @@ import pytest
 
 from tam.adapters.postgres import PostgresCompanyRepo, PostgresJobRepo, PostgresMigrator, PostgresProjectRepo, open_pool
 from tam.adapters.postgres.connection import connect
-from tam.domain.model import Job, JobStatus, JobType, NewCompany, Project
+from tam.domain.model import ClaimOutcome, Job, JobStatus, JobType, NewCompany, Project
 from tests.contract.test_security_roles import READ_TABLES, TAM_ROUTINES, TAM_TABLES, exposures
 from tests.support.postgres import SUPABASE_DEFAULT_PRIVILEGES, SUPABASE_ROLES, as_role, database_url, run_sync
 
@@ -131,7 +131,8 @@ async def backend_round_trip(url: str) -> None:
         assert [c.domain for c in await PostgresCompanyRepo(pool).pending_qualification(project.id)] == ["a.com"]
         jobs = PostgresJobRepo(pool)
         job = await jobs.add(Job(project_id=project.id, job_type=JobType.QUALIFY))
-        assert await jobs.claim_task(job.id, "t") == "t"
+        claimed = await jobs.claim_dispatch(job.id, project.id, JobType.QUALIFY, "t", now, now)
+        assert (claimed.outcome, claimed.job.task_id) == (ClaimOutcome.CLAIMED, "t")
         assert (await jobs.start(job.id, now)).status is JobStatus.RUNNING
         finished = await jobs.finish(job.id, JobStatus.COMPLETED, "done", None, now)
         assert (finished.status, finished.progress) == (JobStatus.COMPLETED, 100)

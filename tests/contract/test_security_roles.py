@@ -278,7 +278,12 @@ async def test_the_backend_as_service_role_runs_every_step(
         job = seeded["job"]
         looked_up = await backend.fetchrow("select id, job_type, project_id from tam_job_queue where id = $1", job)
         assert (looked_up["job_type"], looked_up["project_id"]) == ("qualify", seeded["project"])
-        assert await backend.fetchval("select task_id from tam_claim_job_task($1, 't-1')", job) == "t-1"
+        claimed = await backend.fetchrow(
+            "select outcome, job->>'task_id' as task_id from tam_dispatch_job($1, $2, 'qualify', 't-1', now(), now())",
+            job,
+            seeded["project"],
+        )
+        assert tuple(claimed) == ("claimed", "t-1")
         assert await backend.fetchval("select (tam_start_job($1, now())).status", job) == "running"
         await backend.execute(
             "select 1 from tam_save_job_progress($1, 50, 2, 1, 0, 'Qualified 1 of 2', '{}'::jsonb, now())", job
@@ -391,6 +396,37 @@ async def test_the_security_migration_can_run_again(admin: asyncpg.Connection) -
     )
     assert [tuple(r) for r in after] == [tuple(r) for r in before]
     assert await exposures(admin) == []
+
+
+def test_the_dispatch_migration_closes_its_function_when_applied_after_the_security_one(
+    postgres_server_url: str, tmp_path: Path
+) -> None:
+    """20261202050000_tam_dispatch_job.sql sorts before the security migration, but a database that ran
+    the security migration earlier applies it after: it must close its own function the same way."""
+    from tam.adapters.postgres.migrations import PostgresMigrator
+    from tests.support.postgres import create_database, drop_database
+
+    later = "20261202050000_tam_dispatch_job.sql"
+    for path in MIGRATIONS_DIR.glob("*.sql"):
+        if path.name != later:
+            (tmp_path / path.name).write_text(path.read_text(encoding="utf-8"), encoding="utf-8")
+
+    async def check() -> None:
+        url = await create_database(postgres_server_url, migrate=False, supabase=True)
+        try:
+            assert later not in await PostgresMigrator(url, tmp_path).run()
+            (tmp_path / later).write_text((MIGRATIONS_DIR / later).read_text(encoding="utf-8"), encoding="utf-8")
+            assert await PostgresMigrator(url, tmp_path).run() == [later]
+            conn = await connect(url)
+            try:
+                assert "tam_dispatch_job" in {r["proname"] for r in await conn.fetch(TAM_ROUTINES)}
+                assert await exposures(conn) == []
+            finally:
+                await conn.close()
+        finally:
+            await drop_database(postgres_server_url, url)
+
+    run_sync(check())
 
 
 def supabase_adapter_names() -> set[str]:

@@ -86,16 +86,53 @@ async def test_updated_at_follows_writes_that_do_not_set_it(pg_pool: Any) -> Non
     assert await pg_pool.fetchval("select updated_at from tam_job_queue where id = $1", job_id) > before
 
 
-async def test_claim_job_task_returns_the_effective_task_id(pg_pool: Any) -> None:
+async def test_dispatch_job_validates_and_claims_in_one_call(pg_pool: Any) -> None:
+    """tam_dispatch_job, as the Supabase adapter calls it by RPC: the outcome, the task id a requeue
+    replaced, the job row and the active job's, as JSON; the job types' two spellings are one type."""
+    project_id = await a_project(pg_pool)
+    job_id, sibling_id = [
+        await pg_pool.fetchval(
+            "insert into tam_job_queue (project_id, job_type) values ($1, $2) returning id", project_id, job_type
+        )
+        for job_type in ("find_contacts", "findContacts")
+    ]
+    dispatch = "select * from tam_dispatch_job($1, $2, $3, $4, now(), now() - interval '15 seconds')"
+    first = await pg_pool.fetchrow(dispatch, job_id, project_id, "findContacts", "first")
+    assert (first["outcome"], first["previous_task_id"], first["active"]) == ("claimed", None, None)
+    assert (first["job"]["id"], first["job"]["task_id"]) == (str(job_id), "first")
+    again = await pg_pool.fetchrow(dispatch, job_id, project_id, "find_contacts", "second")
+    assert (again["outcome"], again["job"]["task_id"]) == ("kept", "first")
+    refused = await pg_pool.fetchrow(dispatch, sibling_id, project_id, "findContacts", "third")
+    assert (refused["outcome"], refused["active"]["id"], refused["job"]["status"]) == (
+        "refused",
+        str(job_id),
+        "cancelled",
+    )
+    assert refused["job"]["message"] == f"job {job_id} of type find_contacts is already pending for this project"
+    for args, outcome in [
+        ((uuid4(), "findContacts"), "other_project"),
+        ((project_id, "qualify"), "other_type"),
+        ((project_id, "findContacts"), "finished"),  # the sibling, cancelled above
+    ]:
+        row = await pg_pool.fetchrow(dispatch, sibling_id if outcome == "finished" else job_id, *args, "x")
+        assert row["outcome"] == outcome
+    with pytest.raises(asyncpg.NoDataFoundError, match="not found"):
+        await pg_pool.fetchrow(dispatch, uuid4(), project_id, "qualify", "x")
+
+
+async def test_dispatch_job_requeues_a_running_job_with_no_heartbeat(pg_pool: Any) -> None:
     project_id = await a_project(pg_pool)
     job_id = await pg_pool.fetchval(
-        "insert into tam_job_queue (project_id, job_type) values ($1, 'qualify') returning id", project_id
+        """insert into tam_job_queue (project_id, job_type, status, task_id, attempts, heartbeat_at, updated_at)
+           values ($1, 'qualify', 'running', 'old', 1, now() - interval '1 minute', now() - interval '1 minute')
+           returning id""",
+        project_id,
     )
-    claim = "select task_id from tam_claim_job_task($1, $2)"
-    assert await pg_pool.fetchval(claim, job_id, "first") == "first"
-    assert await pg_pool.fetchval(claim, job_id, "second") == "first"
-    with pytest.raises(asyncpg.NoDataFoundError, match="not found"):
-        await pg_pool.fetchval(claim, uuid4(), "x")
+    dispatch = "select * from tam_dispatch_job($1, $2, 'qualify', $3, now(), now() - interval '15 seconds')"
+    row = await pg_pool.fetchrow(dispatch, job_id, project_id, "new")
+    assert (row["outcome"], row["previous_task_id"], row["job"]["task_id"]) == ("requeued", "old", "new")
+    again = await pg_pool.fetchrow(dispatch, job_id, project_id, "newer")  # fresh now: kept
+    assert (again["outcome"], again["job"]["task_id"]) == ("kept", "new")
 
 
 async def test_save_job_progress_never_lowers_progress(pg_pool: Any) -> None:

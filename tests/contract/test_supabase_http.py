@@ -8,7 +8,7 @@ import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
-from uuid import uuid4
+from uuid import UUID, uuid4
 
 import httpx
 import pytest
@@ -24,6 +24,7 @@ from tam.adapters.supabase import (
 )
 from tam.domain.model import (
     ActiveJobExists,
+    ClaimOutcome,
     EmailStatus,
     Job,
     JobStatus,
@@ -206,27 +207,49 @@ async def test_a_missing_row_is_not_found(client: Any, api: respx.MockRouter) ->
 
 async def test_a_function_raising_no_data_found_is_not_found(client: Any, api: respx.MockRouter) -> None:
     job_id = uuid4()
-    api.post("/rpc/tam_claim_job_task").respond(
+    api.post("/rpc/tam_dispatch_job").respond(
         404, json={"code": "P0002", "message": f"job {job_id} not found", "details": None, "hint": None}
     )
     with pytest.raises(NotFound, match=str(job_id)):
-        await SupabaseJobRepo(client).claim_task(job_id, "task-1")
+        await SupabaseJobRepo(client).claim_dispatch(job_id, PROJECT_ID, JobType.QUALIFY, "task-1", AT, AT)
 
 
-async def test_claim_task_returns_what_the_function_returns(client: Any, api: respx.MockRouter) -> None:
-    route = api.post("/rpc/tam_claim_job_task").respond(200, json=[{"task_id": "earlier-task", "active_job_id": None}])
-    job_id = uuid4()
-    assert await SupabaseJobRepo(client).claim_task(job_id, "mine") == "earlier-task"
-    assert json.loads(sent(route).content) == {"p_job_id": str(job_id), "p_task_id": "mine"}
+async def test_claim_dispatch_is_one_rpc_and_reads_its_answer(client: Any, api: respx.MockRouter) -> None:
+    job = job_row(task_id="earlier-task")
+    route = api.post("/rpc/tam_dispatch_job").respond(
+        200, json=[{"outcome": "kept", "previous_task_id": None, "job": job, "active": None}]
+    )
+    got = await SupabaseJobRepo(client).claim_dispatch(
+        UUID(job["id"]), PROJECT_ID, JobType.FIND_CONTACTS, "mine", AT, datetime(2026, 11, 29, 9, 59, tzinfo=UTC)
+    )
+    assert (got.outcome, got.enqueue, got.job.task_id, got.job.job_type) == (
+        ClaimOutcome.KEPT,
+        False,
+        "earlier-task",
+        JobType.FIND_CONTACTS,
+    )
+    assert json.loads(sent(route).content) == {
+        "p_job_id": job["id"],
+        "p_project_id": str(PROJECT_ID),
+        "p_job_type": "findContacts",
+        "p_task_id": "mine",
+        "p_at": "2026-11-29T12:00:00.000000+00:00",
+        "p_stale_before": "2026-11-29T09:59:00.000000+00:00",
+    }
 
 
-async def test_claim_task_names_the_active_job_of_the_type(client: Any, api: respx.MockRouter) -> None:
-    active = job_row()
-    api.post("/rpc/tam_claim_job_task").respond(200, json=[{"task_id": None, "active_job_id": active["id"]}])
-    api.get("/tam_job_queue").respond(200, json=[active])
-    with pytest.raises(ActiveJobExists) as refused:
-        await SupabaseJobRepo(client).claim_task(uuid4(), "mine")
-    assert str(refused.value.job_id) == active["id"]
+async def test_claim_dispatch_names_the_active_job_of_the_type(client: Any, api: respx.MockRouter) -> None:
+    active = job_row(task_id="its-task")
+    cancelled = job_row(status="cancelled", message=f"job {active['id']} of type findContacts is already running")
+    api.post("/rpc/tam_dispatch_job").respond(
+        200, json=[{"outcome": "refused", "previous_task_id": None, "job": cancelled, "active": active}]
+    )
+    got = await SupabaseJobRepo(client).claim_dispatch(
+        UUID(cancelled["id"]), PROJECT_ID, JobType.FIND_CONTACTS, "mine", AT, AT
+    )
+    assert (got.outcome, got.job.status) == (ClaimOutcome.REFUSED, JobStatus.CANCELLED)
+    refusal = got.refusal(JobType.FIND_CONTACTS)
+    assert isinstance(refusal, ActiveJobExists) and str(refusal.job_id) == active["id"]
 
 
 async def test_job_transitions_are_rpcs_returning_the_row(client: Any, api: respx.MockRouter) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
+from collections.abc import Callable
 
 
 def free_port() -> int:
@@ -17,8 +18,12 @@ def free_port() -> int:
 class TcpProxy:
     """127.0.0.1:`port` -> `target` while open; closed, connections are refused and the open ones cut."""
 
-    def __init__(self, target: tuple[str, int], port: int | None = None) -> None:
+    def __init__(
+        self, target: tuple[str, int], port: int | None = None, tap: Callable[[bytes], None] | None = None
+    ) -> None:
+        """`tap`: shown every chunk a client sends, in order (one client at a time)."""
         self.target = target
+        self._tap = tap
         self.port = port or free_port()
         self._listener: socket.socket | None = None
         self._sockets: set[socket.socket] = set()
@@ -59,12 +64,14 @@ class TcpProxy:
             upstream.settimeout(None)
             with self._lock:
                 self._sockets |= {client, upstream}
-            threading.Thread(target=self._pipe, args=(client, upstream), daemon=True).start()
+            threading.Thread(target=self._pipe, args=(client, upstream, self._tap), daemon=True).start()
             threading.Thread(target=self._pipe, args=(upstream, client), daemon=True).start()
 
-    def _pipe(self, source: socket.socket, sink: socket.socket) -> None:
+    def _pipe(self, source: socket.socket, sink: socket.socket, tap: Callable[[bytes], None] | None = None) -> None:
         try:
             while data := source.recv(65536):
+                if tap is not None:
+                    tap(data)
                 sink.sendall(data)
         except OSError:
             pass
@@ -77,3 +84,41 @@ class TcpProxy:
         if not first:
             source.close()
             sink.close()
+
+
+class PgRoundTrips:
+    """Counts a PostgreSQL client's round trips from the bytes it sends (a TcpProxy tap): every Sync
+    ('S', the end of an extended-protocol exchange) and every simple Query ('Q') waits for the server's
+    ReadyForQuery. The untyped startup packets (SSLRequest, StartupMessage) come first."""
+
+    SSL_REQUEST = 80877103
+    GSSENC_REQUEST = 80877104
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._buffer = b""
+        self._started = False
+        self._lock = threading.Lock()
+
+    def __call__(self, data: bytes) -> None:
+        with self._lock:
+            self._buffer += data
+            while True:
+                if not self._started:
+                    if len(self._buffer) < 8:
+                        return
+                    length = int.from_bytes(self._buffer[:4], "big")
+                    code = int.from_bytes(self._buffer[4:8], "big")
+                    if len(self._buffer) < length:
+                        return
+                    self._buffer = self._buffer[length:]
+                    self._started = code not in (self.SSL_REQUEST, self.GSSENC_REQUEST)
+                    continue
+                if len(self._buffer) < 5:
+                    return
+                length = int.from_bytes(self._buffer[1:5], "big")
+                if len(self._buffer) < 1 + length:
+                    return
+                if self._buffer[:1] in (b"S", b"Q"):
+                    self.count += 1
+                self._buffer = self._buffer[1 + length :]

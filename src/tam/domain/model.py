@@ -382,6 +382,77 @@ class Job:
             return None
         return replace(self, task_id=new_task_id, updated_at=at)
 
+    def dispatched(
+        self,
+        project_id: UUID,
+        job_type: JobType,
+        task_id: str,
+        at: datetime,
+        stale_before: datetime,
+        active: Job | None,
+    ) -> TaskClaim:
+        """`POST /api/tam/run` on this job, as one decision: refused when the job is of another project
+        or type, or finished; kept when it has a live task; requeued under `task_id` when it is running
+        and its attempt is gone (`requeued`); else it takes `task_id`, unless `active` (the oldest other
+        dispatched job of its type in its project that is not finished) exists: then it is cancelled
+        with a message naming that job. The stores persist the result in one step."""
+        if self.project_id != project_id:
+            return TaskClaim(ClaimOutcome.OTHER_PROJECT, self)
+        if self.job_type is not job_type:
+            return TaskClaim(ClaimOutcome.OTHER_TYPE, self)
+        if self.status.finished:
+            return TaskClaim(ClaimOutcome.FINISHED, self)
+        if self.task_id is not None:
+            requeued = self.requeued(self.task_id, task_id, stale_before, at)
+            if requeued is None:
+                return TaskClaim(ClaimOutcome.KEPT, self)
+            return TaskClaim(ClaimOutcome.REQUEUED, requeued, previous_task_id=self.task_id)
+        if active is not None:
+            cancelled = self.finished_as(JobStatus.CANCELLED, active_job_message(active), None, at)
+            return TaskClaim(ClaimOutcome.REFUSED, cancelled, active=active)
+        return TaskClaim(ClaimOutcome.CLAIMED, replace(self, task_id=task_id, updated_at=at))
+
+
+class ClaimOutcome(enum.StrEnum):
+    """What `Job.dispatched` decided (the SQL function tam_dispatch_job returns the same words)."""
+
+    CLAIMED = "claimed"  # the job took the new task id: enqueue it
+    REQUEUED = "requeued"  # running with its attempt gone: the new task id replaced the old one; enqueue it
+    KEPT = "kept"  # it has a live task already: nothing to enqueue
+    REFUSED = "refused"  # another job of its type is active: this one was cancelled (409 naming that one)
+    OTHER_PROJECT = "other_project"  # nothing changed (409)
+    OTHER_TYPE = "other_type"  # nothing changed (409)
+    FINISHED = "finished"  # nothing changed (409)
+
+
+@dataclass(frozen=True, slots=True)
+class TaskClaim:
+    """A dispatch's claim of a task id (`Job.dispatched`): the outcome and the job row as it left it."""
+
+    outcome: ClaimOutcome
+    job: Job
+    previous_task_id: str | None = None  # REQUEUED: the task id that was replaced
+    active: Job | None = None  # REFUSED: the active job of the type
+
+    @property
+    def enqueue(self) -> bool:
+        return self.outcome in (ClaimOutcome.CLAIMED, ClaimOutcome.REQUEUED)
+
+    def refusal(self, job_type: JobType) -> Conflict | None:
+        """The 409 this claim answers (None: it stands); `job_type` is the type the caller asked for."""
+        job = self.job
+        match self.outcome:
+            case ClaimOutcome.OTHER_PROJECT:
+                return Conflict(f"job {job.id} belongs to another project")
+            case ClaimOutcome.OTHER_TYPE:
+                return Conflict(f"job {job.id} is a {job.job_type.value} job, not {job_type.value}")
+            case ClaimOutcome.FINISHED:
+                return Conflict(f"job {job.id} is already {job.status.value}")
+            case ClaimOutcome.REFUSED:
+                assert self.active is not None
+                return ActiveJobExists(active_job_message(self.active), self.active.id)
+        return None
+
 
 def active_job_message(active: Job) -> str:
     """Why a second job of a type is refused (the SQL functions write the same text)."""

@@ -15,10 +15,12 @@ from tam.domain.model import (
     EmailStatus,
     Job,
     JobStatus,
+    JobType,
     NewCompany,
     Progress,
     Project,
     QualificationStatus,
+    TaskClaim,
     Usage,
 )
 from tam.ports.providers import LinkedinCheck
@@ -193,10 +195,19 @@ class JobRepo(Protocol):
         """Remember the Message Batch the job waits on (None: it waits on none)."""
         ...
 
-    async def claim_task(self, job_id: UUID, task_id: str) -> str:
-        """Set the job's task id unless it has one; return the task id it ends up with. When another job
-        of the same (project, type) is active and already has a task, this one is cancelled with a
-        message naming it and ActiveJobExists is raised. Atomic across processes."""
+    async def claim_dispatch(
+        self,
+        job_id: UUID,
+        project_id: UUID,
+        job_type: JobType,
+        task_id: str,
+        at: datetime,
+        stale_before: datetime,
+    ) -> TaskClaim:
+        """`Job.dispatched` in one step (one database round trip): validate the job against the request,
+        then keep its task, requeue it under `task_id` if its attempt is gone, claim `task_id`, or cancel
+        it when another job of its type is active and dispatched. Atomic across processes: however many
+        callers race on a job or on one (project, type), one task is claimed. NotFound for no such job."""
         ...
 
     async def unclaim_task(self, job_id: UUID, task_id: str) -> None:

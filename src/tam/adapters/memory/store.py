@@ -16,11 +16,13 @@ from tam.domain.model import (
     EmailStatus,
     Job,
     JobStatus,
+    JobType,
     NewCompany,
     NotFound,
     Progress,
     Project,
     QualificationStatus,
+    TaskClaim,
     Usage,
     active_job_message,
 )
@@ -287,17 +289,20 @@ class MemoryJobRepo:
             self._put(requeued)
         return requeued is not None
 
-    async def claim_task(self, job_id: UUID, task_id: str) -> str:
+    async def claim_dispatch(
+        self,
+        job_id: UUID,
+        project_id: UUID,
+        job_type: JobType,
+        task_id: str,
+        at: datetime,
+        stale_before: datetime,
+    ) -> TaskClaim:
         job = await self.get(job_id)
-        if job.task_id is None:
-            active = self._active_other(job, dispatched=True)
-            if active is not None and job.active:
-                message = active_job_message(active)
-                self._put(job.finished_as(JobStatus.CANCELLED, message, None, _now()))
-                raise ActiveJobExists(message, active.id)
-            job = self._put(replace(job, task_id=task_id))
-        assert job.task_id is not None
-        return job.task_id
+        active = self._active_other(job, dispatched=True)
+        claim = job.dispatched(project_id, job_type, task_id, at, stale_before, active)
+        self._put(claim.job)
+        return claim
 
     async def unclaim_task(self, job_id: UUID, task_id: str) -> None:
         self._put((await self.get(job_id)).unclaimed(task_id))

@@ -21,6 +21,7 @@ from tam.adapters.sql.rows import (
     project_from_row,
     qualification_payload,
     status_counts,
+    task_claim_from_row,
 )
 from tam.domain.model import (
     ActiveJobExists,
@@ -29,11 +30,13 @@ from tam.domain.model import (
     EmailStatus,
     Job,
     JobStatus,
+    JobType,
     NewCompany,
     NotFound,
     Progress,
     Project,
     QualificationStatus,
+    TaskClaim,
     Usage,
     active_job_message,
 )
@@ -329,12 +332,26 @@ class PostgresJobRepo(_Repo):
             "job", job_id, "update tam_job_queue set max_cost_usd = $2 where id = $1 returning id", job_id, max_cost_usd
         )
 
-    async def claim_task(self, job_id: UUID, task_id: str) -> str:
-        row = await self._one("job", job_id, "select * from tam_claim_job_task($1, $2)", job_id, task_id)
-        if row["active_job_id"] is not None:
-            active = await self.get(row["active_job_id"])
-            raise ActiveJobExists(active_job_message(active), active.id)
-        return str(row["task_id"])
+    async def claim_dispatch(
+        self,
+        job_id: UUID,
+        project_id: UUID,
+        job_type: JobType,
+        task_id: str,
+        at: datetime,
+        stale_before: datetime,
+    ) -> TaskClaim:
+        row = await self._fetchrow(
+            "select * from tam_dispatch_job($1, $2, $3, $4, $5, $6)",
+            job_id,
+            project_id,
+            job_type.value,
+            task_id,
+            at,
+            stale_before,
+        )
+        assert row is not None  # the function returns one row, or raises NotFound
+        return task_claim_from_row(row)
 
     async def unclaim_task(self, job_id: UUID, task_id: str) -> None:
         await self._fetchval("select tam_unclaim_job_task($1, $2)", job_id, task_id)

@@ -12,6 +12,7 @@ from typing import Any
 from uuid import UUID
 
 from tam.domain.model import (
+    ClaimOutcome,
     Company,
     CompanySourceKind,
     Contact,
@@ -22,6 +23,7 @@ from tam.domain.model import (
     NewCompany,
     Project,
     QualificationStatus,
+    TaskClaim,
     Usage,
 )
 from tam.ports.storage import QualificationRecord
@@ -163,6 +165,17 @@ def job_from_row(row: Row) -> Job:
         finished_at=as_datetime(row["finished_at"]),
         heartbeat_at=as_datetime(row["heartbeat_at"]),
         updated_at=as_datetime(row["updated_at"]),
+    )
+
+
+def task_claim_from_row(row: Row) -> TaskClaim:
+    """A row of tam_dispatch_job: outcome, previous_task_id, the job row and the active job's (or null)."""
+    active = row["active"]
+    return TaskClaim(
+        ClaimOutcome(row["outcome"]),
+        job_from_row(row["job"]),
+        previous_task_id=row["previous_task_id"],
+        active=None if active is None else job_from_row(active),
     )
 
 

@@ -29,11 +29,13 @@ from tam.domain.model import (
     EmailStatus,
     Job,
     JobStatus,
+    JobType,
     NewCompany,
     NotFound,
     Progress,
     Project,
     QualificationStatus,
+    TaskClaim,
     Usage,
     active_job_message,
     new_id,
@@ -363,20 +365,21 @@ class SqliteJobRepo(_Repo):
             if cursor.rowcount == 0:
                 raise NotFound(f"job {job_id} not found")
 
-    async def claim_task(self, job_id: UUID, task_id: str) -> str:
-        async with self._db.write() as conn:
+    async def claim_dispatch(
+        self,
+        job_id: UUID,
+        project_id: UUID,
+        job_type: JobType,
+        task_id: str,
+        at: datetime,
+        stale_before: datetime,
+    ) -> TaskClaim:
+        async with self._db.write() as conn:  # the file's write lock: the read, the decision and the write are one step
             job = await self._row(conn, job_id)
-            if job.task_id is not None:
-                return job.task_id
-            active = await self._active_other(conn, job, dispatched=True)
-            if active is not None and job.active:
-                message = active_job_message(active)
-                await self._write(conn, job, job.finished_as(JobStatus.CANCELLED, message, None, datetime.now(UTC)))
-                cancelled = ActiveJobExists(message, active.id)
-            else:
-                await self._write(conn, job, job.with_(task_id=task_id))
-                return task_id
-        raise cancelled  # after the transaction committed the cancel
+            active = None if job.task_id is not None else await self._active_other(conn, job, dispatched=True)
+            claim = job.dispatched(project_id, job_type, task_id, at, stale_before, active)
+            await self._write(conn, job, claim.job)
+        return claim
 
     async def unclaim_task(self, job_id: UUID, task_id: str) -> None:
         await self._apply(job_id, lambda job: job.unclaimed(task_id))

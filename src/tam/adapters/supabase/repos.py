@@ -27,6 +27,7 @@ from tam.adapters.sql.rows import (
     project_payload,
     qualification_payload,
     status_counts,
+    task_claim_from_row,
 )
 from tam.adapters.supabase.client import UNIQUE_VIOLATION, call, rows, translate
 from tam.domain.model import (
@@ -36,11 +37,13 @@ from tam.domain.model import (
     EmailStatus,
     Job,
     JobStatus,
+    JobType,
     NewCompany,
     NotFound,
     Progress,
     Project,
     QualificationStatus,
+    TaskClaim,
     Usage,
     active_job_message,
 )
@@ -373,12 +376,25 @@ class SupabaseJobRepo(_Repo):
         }
         return bool(await self._rpc("tam_requeue_job", params))
 
-    async def claim_task(self, job_id: UUID, task_id: str) -> str:
-        (row,) = rows(await self._rpc("tam_claim_job_task", {"p_job_id": str(job_id), "p_task_id": task_id}))
-        if row.get("active_job_id"):
-            active = await self.get(UUID(str(row["active_job_id"])))
-            raise ActiveJobExists(active_job_message(active), active.id)
-        return str(row["task_id"])
+    async def claim_dispatch(
+        self,
+        job_id: UUID,
+        project_id: UUID,
+        job_type: JobType,
+        task_id: str,
+        at: datetime,
+        stale_before: datetime,
+    ) -> TaskClaim:
+        params = {
+            "p_job_id": str(job_id),
+            "p_project_id": str(project_id),
+            "p_job_type": job_type.value,
+            "p_task_id": task_id,
+            "p_at": iso(at),
+            "p_stale_before": iso(stale_before),
+        }
+        (row,) = rows(await self._rpc("tam_dispatch_job", params))
+        return task_claim_from_row(row)
 
     async def unclaim_task(self, job_id: UUID, task_id: str) -> None:
         await self._rpc("tam_unclaim_job_task", {"p_job_id": str(job_id), "p_task_id": task_id})

@@ -11,7 +11,7 @@ from datetime import timedelta
 from uuid import UUID, uuid4
 
 from tam.domain.model import (
-    Conflict,
+    ClaimOutcome,
     InfrastructureError,
     Job,
     JobStatus,
@@ -54,13 +54,9 @@ class DispatchJob:
         self._heartbeat_timeout = heartbeat_timeout
 
     async def trigger(self, job_id: UUID, job_type: JobType, project_id: UUID) -> str:
-        """The seed's `POST /api/tam/run`: the job already exists (maybe already `running`)."""
-        job = await self._jobs.get(job_id)
-        if job.project_id != project_id:
-            raise Conflict(f"job {job_id} belongs to another project")
-        if job.job_type is not job_type:
-            raise Conflict(f"job {job_id} is a {job.job_type.value} job, not {job_type.value}")
-        return await self.dispatch(job)
+        """The seed's `POST /api/tam/run`: the job already exists (maybe already `running`). One call to
+        the store validates it and claims its task id (`Job.dispatched`); then the enqueue."""
+        return await self._claim_and_enqueue(job_id, project_id, job_type)
 
     async def create(self, project_id: UUID, job_type: JobType, max_cost_usd: float | None = None) -> tuple[Job, str]:
         """`POST /api/tam/jobs`: ActiveJobExists (409 naming it) while one of the type is active.
@@ -77,22 +73,21 @@ class DispatchJob:
         heartbeat stopped (its message is gone): then it gets a new task and is enqueued again. If the
         broker cannot take the message the job is left as it was (no task), so the same call can be
         repeated once the broker is back."""
-        if job.status.finished:
-            raise Conflict(f"job {job.id} is already {job.status.value}")
-        if job.task_id:
-            return await self._requeue_if_stale(job)
-        task_id = self._new_task_id()
-        claimed = await self._jobs.claim_task(job.id, task_id)  # ActiveJobExists: cancelled, 409
-        if claimed != task_id:  # someone else won the race and enqueued it
-            return claimed
-        await self._enqueue(job.with_(task_id=task_id), previous=None)
-        return task_id
+        return await self._claim_and_enqueue(job.id, job.project_id, job.job_type)
 
-    async def _requeue_if_stale(self, job: Job) -> str:
-        assert job.task_id is not None
-        if await self.requeue_stale(job):
-            return (await self._jobs.get(job.id)).task_id or job.task_id
-        return job.task_id
+    async def _claim_and_enqueue(self, job_id: UUID, project_id: UUID, job_type: JobType) -> str:
+        now = self._clock.now()
+        stale_before = now - timedelta(seconds=self._heartbeat_timeout)
+        claim = await self._jobs.claim_dispatch(job_id, project_id, job_type, self._new_task_id(), now, stale_before)
+        refusal = claim.refusal(job_type)
+        if refusal is not None:
+            raise refusal  # ActiveJobExists: this job was cancelled; the others: nothing changed
+        if claim.outcome is ClaimOutcome.REQUEUED:
+            log.info("job %s: running with no heartbeat since %s; enqueued again", job_id, claim.job.heartbeat_at)
+        if claim.enqueue:
+            await self._enqueue(claim.job, previous=claim.previous_task_id)
+        assert claim.job.task_id is not None
+        return claim.job.task_id
 
     async def requeue_stale(self, job: Job) -> bool:
         """Enqueue a running job again under a new task id if its heartbeat stopped; True for the one
