@@ -39,7 +39,7 @@ from uuid import UUID
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from fake_process import FakeProcess
-from tam.containers import Container, build_container, provide, resources_open, run_job
+from tam.containers import Services, open_services, run_job
 from tam.domain.model import Job, JobStatus, JobType, NewCompany, Project, Usage
 from tam.settings import Settings
 from worker_process import create_database, drop_database, migrate
@@ -69,25 +69,25 @@ def _cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-async def _job(c: Container, name: str, n: int) -> Job:
+async def _job(c: Services, name: str, n: int) -> Job:
     tag = uuid.uuid4().hex[:6]
-    project = await (await provide(c.projects)).add(Project(name=name, icp="B2B software for logistics teams"))
+    project = await c.projects.add(Project(name=name, icp="B2B software for logistics teams"))
     rows = [
         NewCompany(name=f"C{i}", domain=f"c{i}-{tag}.example.com", description=f"Fleet routing software, {i % 9} sites")
         for i in range(n)
     ]
     for start in range(0, n, 5000):
-        await (await provide(c.companies)).add_many(project.id, rows[start : start + 5000])
-    return await (await provide(c.jobs)).add(Job(project_id=project.id, job_type=JobType.QUALIFY))  # type: ignore[no-any-return]
+        await c.companies.add_many(project.id, rows[start : start + 5000])
+    return await c.jobs.add(Job(project_id=project.id, job_type=JobType.QUALIFY))
 
 
-async def _measure(c: Container, name: str, n: int) -> dict[str, Any]:
+async def _measure(c: Services, name: str, n: int) -> dict[str, Any]:
     job = await _job(c, name, n)
     started, cpu = time.perf_counter(), _cpu()
     done = await run_job(c, job.id, 3600)
     wall, cpu = time.perf_counter() - started, _cpu() - cpu
     assert done.status is JobStatus.COMPLETED, done.error
-    prices = await provide(c.prices)
+    prices = c.prices
     # the same tokens at online prices: what the batch discount alone is worth
     as_online = Usage({unit.replace("claude_batch_", "claude_", 1): n for unit, n in done.usage.counts.items()})
     return {
@@ -102,19 +102,19 @@ async def _measure(c: Container, name: str, n: int) -> dict[str, Any]:
 
 def _child(db: str, fake_url: str, job_id: str) -> None:
     async def main() -> None:
-        async with resources_open(build_container(_settings(db, fake_url, "batch", KILL_HEARTBEAT))) as c:
+        async with open_services(_settings(db, fake_url, "batch", KILL_HEARTBEAT)) as c:
             await run_job(c, UUID(job_id), 3600)
 
     asyncio.run(main())
 
 
 async def _sigkill(db: str, fake: FakeProcess, n: int) -> dict[str, Any]:
-    async with resources_open(build_container(_settings(db, fake.url, "batch", KILL_HEARTBEAT))) as c:
+    async with open_services(_settings(db, fake.url, "batch", KILL_HEARTBEAT)) as c:
         job = await _job(c, "killed", n)
         creates = fake.stats()["batch_creates"]
         child = mp.get_context("spawn").Process(target=_child, args=(db, fake.url, str(job.id)))
         child.start()
-        jobs = await provide(c.jobs)
+        jobs = c.jobs
         deadline = time.monotonic() + 120
         while not (await jobs.get(job.id)).batch_id:
             assert time.monotonic() < deadline, "the child never stored a batch id"
@@ -130,7 +130,7 @@ async def _sigkill(db: str, fake: FakeProcess, n: int) -> dict[str, Any]:
             assert time.monotonic() < deadline, "the job was never taken over"
             await asyncio.sleep(0.5)
         takeover_s = time.monotonic() - killed_at
-        pending = len(await (await provide(c.companies)).pending_qualification(job.project_id))
+        pending = len(await c.companies.pending_qualification(job.project_id))
         return {
             "n": n,
             "child_exit": child.exitcode,
@@ -157,9 +157,9 @@ async def main() -> None:
     try:
         migrate({"TAM_STORE": "postgres", "DATABASE_URL": db})
         with FakeProcess("anthropic", api_key=KEY, options={"batch_seconds": args.batch_seconds}) as fake:
-            async with resources_open(build_container(_settings(db, fake.url, "online"))) as c:
+            async with open_services(_settings(db, fake.url, "online")) as c:
                 online = await _measure(c, "online", args.online)
-            async with resources_open(build_container(_settings(db, fake.url, "batch"))) as c:
+            async with open_services(_settings(db, fake.url, "batch")) as c:
                 before = fake.stats()
                 batch = await _measure(c, "batchy", args.companies)
                 after = fake.stats()

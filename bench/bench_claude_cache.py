@@ -26,7 +26,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from fake_process import FakeProcess
-from tam.containers import build_container, provide, run_job
+from tam.containers import open_services, run_job
 from tam.domain.model import Job, JobStatus, JobType, NewCompany, Project
 from tam.settings import Settings
 
@@ -51,13 +51,11 @@ async def one_job(args: argparse.Namespace, url: str, where: str, model: str, wa
         tam_claude_model=model,
         tam_qualify_concurrency=10,
     )
-    container = build_container(settings)
-    await container.init_resources()
-    try:
-        qualifier = await provide(container.qualifier)
+    async with open_services(settings) as services:
+        qualifier: Any = services.vendors.qualifier
         qualifier._warm_first = warm_first  # the knob ClaudeQualifier(warm_cache_first=...) sets
         tag = uuid.uuid4().hex[:8]
-        project = await (await provide(container.projects)).add(Project(name=f"cache bench {tag}", icp=ICP))
+        project = await services.projects.add(Project(name=f"cache bench {tag}", icp=ICP))
         companies = [
             NewCompany(
                 name=f"Company {i}",
@@ -68,11 +66,9 @@ async def one_job(args: argparse.Namespace, url: str, where: str, model: str, wa
             )
             for i in range(args.companies)
         ]
-        await (await provide(container.companies)).add_many(project.id, companies)
-        job = await (await provide(container.jobs)).add(Job(project_id=project.id, job_type=JobType.QUALIFY))
-        done = await run_job(container, job.id)
-    finally:
-        await container.shutdown_resources()
+        await services.companies.add_many(project.id, companies)
+        job = await services.jobs.add(Job(project_id=project.id, job_type=JobType.QUALIFY))
+        done = await run_job(services, job.id)
     assert done.status is JobStatus.COMPLETED and done.items_done == args.companies, done
     usage = dict(done.usage.counts)
     return {"ratio": ratio(usage), "writes": usage.get("claude_cache_write_tokens", 0), "usage": usage}

@@ -37,7 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import asyncpg
 
 from fake_process import FakeProcess
-from tam.containers import build_container, provide, resources_open
+from tam.containers import open_services
 from tam.domain.model import Job, JobType, NewCompany, Project
 from tam.settings import Settings
 from worker_process import (
@@ -57,14 +57,14 @@ WORKERS = 2
 
 
 async def create_jobs(cfg: Settings, projects: int, n: int) -> list[Job]:
-    async with resources_open(build_container(cfg)) as c:
+    async with open_services(cfg) as c:
         jobs = []
         for p in range(projects):
             tag = uuid.uuid4().hex[:8]
-            project = await (await provide(c.projects)).add(Project(name=f"fair {p} {tag}", icp="B2B software"))
+            project = await c.projects.add(Project(name=f"fair {p} {tag}", icp="B2B software"))
             rows = [NewCompany(name=f"C{i}", domain=f"c{i:04d}-{tag}.example.com") for i in range(n)]
-            await (await provide(c.companies)).add_many(project.id, rows)
-            jobs.append(await (await provide(c.jobs)).add(Job(project_id=project.id, job_type=JobType.QUALIFY)))
+            await c.companies.add_many(project.id, rows)
+            jobs.append(await c.jobs.add(Job(project_id=project.id, job_type=JobType.QUALIFY)))
         return jobs
 
 
@@ -73,8 +73,8 @@ async def one_run(cfg: Settings, db_url: str, fake: FakeProcess, n: int, limit_s
     ids = [job.id for job in jobs]
     fake.reset()
     dispatched: dict[UUID, float] = {}
-    async with resources_open(build_container(cfg)) as c:
-        dispatch = await provide(c.dispatch_job)
+    async with open_services(cfg) as c:
+        dispatch = c.dispatch_job
         for job in jobs:
             dispatched[job.id] = time.time()
             await dispatch.dispatch(job)

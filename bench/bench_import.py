@@ -12,41 +12,34 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import inspect
 import json
 import os
 import time
 import uuid
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
-from uuid import UUID
 
 import asyncpg
-from dependency_injector import providers
 
-from tam.containers import build_container, run_job
-from tam.domain.model import Job, JobType, NewCompany, Progress, Project, Usage
+from tam.containers import migrator, open_services, run_job
+from tam.domain.model import Job, JobType, NewCompany, Project
 from tam.settings import Settings
 
 ROWS = 10_000
 
 
-@dataclass
-class CountingSink:
-    """Passes progress on to the job row and counts the writes (one save_progress each)."""
+class Counted:
+    """Counts the calls of one method of an object (here: the job repository's progress writes)."""
 
-    inner: Any
-    writes: int = 0
+    def __init__(self, target: Any, name: str) -> None:
+        self.calls = 0
+        inner = getattr(target, name)
 
-    async def publish(self, job_id: UUID, progress: Progress, usage: Usage, token: int | None = None) -> Any:
-        self.writes += 1
-        return await self.inner.publish(job_id, progress, usage, token)
+        async def counted(*args: Any, **kwargs: Any) -> Any:
+            self.calls += 1
+            return await inner(*args, **kwargs)
 
-
-async def provide(provider: Any) -> Any:
-    value = provider()
-    return await value if inspect.isawaitable(value) else value
+        setattr(target, name, counted)
 
 
 def companies(n: int) -> list[NewCompany]:
@@ -61,32 +54,23 @@ async def run(database_url: str, latency: float, concurrency: int) -> dict[str, 
         tam_sandbox_latency=latency,
         tam_qualify_concurrency=concurrency,
     )
-    container = build_container(settings)
-    migrated = await provide(container.migrator)
-    await migrated.run()
-    await container.init_resources()
-    try:
-        projects = await provide(container.projects)
-        company_repo = await provide(container.companies)
-        job_repo = await provide(container.jobs)
-        project = await projects.add(Project(name="bench", icp="B2B software companies"))
+    await migrator(settings).run()
+    async with open_services(settings) as services:
+        project = await services.projects.add(Project(name="bench", icp="B2B software companies"))
         rows = companies(ROWS)
 
         started = time.perf_counter()
-        first = await company_repo.add_many(project.id, rows)
+        first = await services.companies.add_many(project.id, rows)
         first_s = time.perf_counter() - started
         started = time.perf_counter()
-        second = await company_repo.add_many(project.id, rows)
+        second = await services.companies.add_many(project.id, rows)
         second_s = time.perf_counter() - started
 
-        sink = CountingSink(await provide(container.progress))
-        container.progress.override(providers.Object(sink))
-        job = await job_repo.add(Job(project_id=project.id, job_type=JobType.QUALIFY))
+        writes = Counted(services.jobs, "save_progress")
+        job = await services.jobs.add(Job(project_id=project.id, job_type=JobType.QUALIFY))
         started = time.perf_counter()
-        done = await run_job(container, job.id)
+        done = await run_job(services, job.id)
         job_s = time.perf_counter() - started
-    finally:
-        await container.shutdown_resources()
 
     return {
         "bench": "storage_import",
@@ -104,8 +88,8 @@ async def run(database_url: str, latency: float, concurrency: int) -> dict[str, 
         "job_progress": done.progress,
         "job_seconds": round(job_s, 2),
         "job_items_per_s": round((done.items_done + done.items_failed) / job_s),
-        "progress_writes": sink.writes,
-        "progress_writes_per_s": round(sink.writes / job_s, 2),
+        "progress_writes": writes.calls,
+        "progress_writes_per_s": round(writes.calls / job_s, 2),
     }
 
 

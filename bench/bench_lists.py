@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import inspect
 import json
 import os
 import statistics
@@ -29,7 +28,7 @@ from uuid import UUID
 
 import asyncpg
 
-from tam.containers import build_container, resources_open
+from tam.containers import migrator, open_services
 from tam.domain.model import NewCompany, Project, QualificationStatus
 from tam.ports.storage import CompanyRepo, QualificationRecord
 from tam.settings import Settings
@@ -38,11 +37,6 @@ SIZES = (300, 5_000)
 PAGE = 50
 EXPORT_PAGE = 1_000
 WORDS = ("Northwind", "Globex", "Initech", "Umbrella", "Hooli", "Vandelay", "Stark", "Wayne", "Acme", "Pied")
-
-
-async def provide(provider: Any) -> Any:
-    value = provider()
-    return await value if inspect.isawaitable(value) else value
 
 
 def companies(n: int) -> list[NewCompany]:
@@ -91,10 +85,9 @@ async def measure(repo: CompanyRepo, project_id: UUID, size: int, repeat: int) -
 
 
 async def run_store(settings: Settings, repeat: int) -> dict[str, dict[str, float]]:
-    container = build_container(settings)
-    await (await provide(container.migrator)).run()
-    async with resources_open(container):
-        projects, repo = await provide(container.projects), await provide(container.companies)
+    await migrator(settings).run()
+    async with open_services(settings) as services:
+        projects, repo = services.projects, services.companies
         found: dict[str, dict[str, float]] = {}
         for size in SIZES:
             project = await projects.add(Project(name=f"bench {size}", icp="B2B software companies"))

@@ -30,7 +30,7 @@ from urllib.parse import urlsplit, urlunsplit
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from fake_process import FakeProcess
-from tam.containers import build_container, provide, run_job
+from tam.containers import migrator, open_services, run_job
 from tam.domain.model import Job, JobType, NewCompany, Progress, Project, QualificationStatus
 from tam.settings import Settings
 
@@ -48,11 +48,11 @@ class Bench:
         self.fake = fake
 
     async def setup(self) -> None:
-        self.projects = await provide(self.c.projects)
-        self.companies = await provide(self.c.companies)
-        self.jobs = await provide(self.c.jobs)
-        self.qualifier = await provide(self.c.qualifier)
-        self.clock = await provide(self.c.clock)
+        self.projects = self.c.projects
+        self.companies = self.c.companies
+        self.jobs = self.c.jobs
+        self.qualifier = self.c.vendors.qualifier
+        self.clock = self.c.clock
 
     async def project(self, n: int) -> Project:
         tag = uuid.uuid4().hex[:8]
@@ -113,11 +113,10 @@ def settings_for(store: str, url: str, where: str) -> Settings:
 
 
 async def measure(args: argparse.Namespace, url: str, fake: FakeProcess, where: str) -> dict[str, Any]:
-    container = build_container(settings_for(args.store, url, where))
+    settings = settings_for(args.store, url, where)
     if args.store == "postgres":
-        await (await provide(container.migrator)).run()
-    await container.init_resources()
-    try:
+        await migrator(settings).run()
+    async with open_services(settings) as container:
         bench = Bench(container, fake)
         await bench.setup()
         await bench.tam(20)  # warm up: imports the SDK, opens connections
@@ -127,8 +126,6 @@ async def measure(args: argparse.Namespace, url: str, fake: FakeProcess, where: 
             for n in args.sizes:
                 runs.setdefault(("tam", n), []).append(await bench.tam(n))
                 runs.setdefault(("seed", n), []).append(await bench.seed(n))
-    finally:
-        await container.shutdown_resources()
     fake_stats = fake.stats()
 
     result: dict[str, Any] = {

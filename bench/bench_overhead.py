@@ -42,7 +42,7 @@ import redis
 
 from fake_process import FakeProcess
 from tam.adapters.dramatiq_dispatch import QUEUE
-from tam.containers import build_container, provide, resources_open
+from tam.containers import open_services
 from tam.domain.model import Job, JobType, NewCompany, Project
 from tam.settings import Settings
 from worker_process import (
@@ -83,12 +83,12 @@ async def transactions(server: str, db_url: str) -> int:
 
 async def prepare(cfg: Settings, n: int) -> Job:
     """A project with n pending companies and its qualify job, written by this process."""
-    async with resources_open(build_container(cfg)) as c:
+    async with open_services(cfg) as c:
         tag = uuid.uuid4().hex[:8]
-        project = await (await provide(c.projects)).add(Project(name=f"bench {tag}", icp="B2B software in Europe"))
+        project = await c.projects.add(Project(name=f"bench {tag}", icp="B2B software in Europe"))
         rows = [NewCompany(name=f"Company {i}", domain=f"c{i:05d}-{tag}.example.com") for i in range(n)]
-        await (await provide(c.companies)).add_many(project.id, rows)
-        job: Job = await (await provide(c.jobs)).add(Job(project_id=project.id, job_type=JobType.QUALIFY))
+        await c.companies.add_many(project.id, rows)
+        job: Job = await c.jobs.add(Job(project_id=project.id, job_type=JobType.QUALIFY))
         return job
 
 
@@ -105,9 +105,9 @@ async def run_job(
     await asyncio.sleep(0.5)  # this process's backends exit (and flush their statistics)
     before = await transactions(args.server, db_url)
     worker_cpu, fake_cpu = worker.cpu_seconds(), fake.stats()["cpu_s"]
-    async with resources_open(build_container(cfg)) as c:
+    async with open_services(cfg) as c:
         dispatched = time.time()
-        await (await provide(c.dispatch_job)).dispatch(job)
+        await c.dispatch_job.dispatch(job)
         messages = f"dramatiq:{QUEUE}.msgs"
         deadline = time.monotonic() + args.timeout
         while broker.hlen(messages) or broker.llen(f"dramatiq:{QUEUE}"):  # acked once the actor returns

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import multiprocessing as mp
 import os
@@ -41,13 +42,11 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from dependency_injector import providers
-
 from fake_process import FakeProcess
 from tam.adapters.memory import LocalLimiter
-from tam.adapters.pacer import Pace
+from tam.adapters.pacer import Pace, paces
 from tam.adapters.redis_limiter import RedisLimiter
-from tam.containers import build_container, paces, provide
+from tam.containers import open_services
 from tam.containers import run_job as run_qualify
 from tam.domain.model import ONE_CALL, Company, Contact, Cost, Job, JobType, NewCompany, Project
 from tam.settings import Settings
@@ -83,7 +82,7 @@ class FixedWindow(LocalLimiter):
 
 
 def make_limiter(config: str, settings: Settings, redis_url: str, prefix: str, per_minute: float) -> Any:
-    caps = paces(settings)
+    caps = paces(settings.concurrency, settings.rate_limits)
     if config == "pacer":
         return LocalLimiter(caps)
     if config == "pacer-redis":
@@ -122,14 +121,12 @@ async def run_job(
         tam_qualify_concurrency=concurrency,
         tam_check_linkedin_concurrency=concurrency,
     )
-    container = build_container(settings)
     limiter = make_limiter(config, settings, redis_url, prefix, per_minute)
-    container.limiter.override(providers.Object(limiter))
-    await container.init_resources()
-    try:
-        projects = await provide(container.projects)
-        companies = await provide(container.companies)
-        jobs = await provide(container.jobs)
+    async with contextlib.AsyncExitStack() as stack:
+        if hasattr(limiter, "aclose"):
+            stack.push_async_callback(limiter.aclose)
+        container = await stack.enter_async_context(open_services(settings, limiter=limiter))
+        projects, companies, jobs = container.projects, container.companies, container.jobs
         project = await projects.add(Project(name=f"bench {config}", icp="B2B software for logistics companies"))
         tag = uuid.uuid4().hex[:6]
         rows = [
@@ -141,7 +138,7 @@ async def run_job(
         if job_type is JobType.QUALIFY:  # imports the SDK and opens a connection before the clock starts
             warm_up = Company(uuid.uuid4(), project.id, "warm-up", f"warm-up-{tag}.example.com")
             t0 = time.perf_counter()
-            await (await provide(container.qualifier)).qualify(project, warm_up)
+            await container.vendors.qualifier.qualify(project, warm_up)
             print(f"warm-up {time.perf_counter() - t0:.1f} s", file=sys.stderr)
             # The warm-up call did not go through the pacer: let the vendor's buckets refill first.
             await asyncio.sleep(settle)
@@ -151,10 +148,6 @@ async def run_job(
         done = await run_qualify(container, job.id)
         elapsed = time.perf_counter() - started
         round_trips = getattr(limiter, "round_trips", 0) + getattr(getattr(limiter, "redis", None), "renewals", 0)
-    finally:
-        if hasattr(limiter, "aclose"):
-            await limiter.aclose()
-        await container.shutdown_resources()
     return {
         "seconds": elapsed,
         "done": done.items_done,
@@ -168,8 +161,7 @@ async def run_job(
 
 
 async def add_contacts(container: Any, project_id: uuid.UUID, count: int) -> None:
-    companies = await provide(container.companies)
-    contacts = await provide(container.contacts)
+    companies, contacts = container.companies, container.contacts
     page = await companies.list(project_id, None, limit=count)
     company = page.items[0]
     people = [

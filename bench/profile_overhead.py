@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from pyinstrument import Profiler
 
 from fake_process import FakeProcess
-from tam.containers import build_container, provide, resources_open, run_job
+from tam.containers import open_services, run_job
 from tam.domain.model import Job, JobType, NewCompany, Project
 from tam.settings import Settings
 from worker_process import create_database, drop_database, flush_redis, migrate, redis_url
@@ -49,13 +49,13 @@ async def main() -> None:
                 anthropic_base_url=fake.url,
                 tam_qualify_mode="online",  # one Messages call per company, never a batch
             )
-            async with resources_open(build_container(cfg)) as c:
+            async with open_services(cfg) as c:
                 for n, profile in ((200, False), (args.companies, True)):  # a warm-up, then the profile
                     tag = uuid.uuid4().hex[:6]
-                    project = await (await provide(c.projects)).add(Project(name="profile", icp="B2B software"))
+                    project = await c.projects.add(Project(name="profile", icp="B2B software"))
                     rows = [NewCompany(name=f"C{i}", domain=f"c{i}-{tag}.example.com") for i in range(n)]
-                    await (await provide(c.companies)).add_many(project.id, rows)
-                    job = await (await provide(c.jobs)).add(Job(project_id=project.id, job_type=JobType.QUALIFY))
+                    await c.companies.add_many(project.id, rows)
+                    job = await c.jobs.add(Job(project_id=project.id, job_type=JobType.QUALIFY))
                     profiler = Profiler(async_mode="disabled")
                     if profile:
                         profiler.start()

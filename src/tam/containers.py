@@ -1,479 +1,208 @@
-"""The composition root: the only module that knows the concrete adapters."""
+"""The composition root: the only module that knows the concrete adapters. `open_services(settings)`
+opens the configured store and vendor clients on the running event loop, wires every use case once,
+and yields them as one frozen `Services`; entrypoints take what they need from it."""
 
 from __future__ import annotations
 
 import contextlib
-import inspect
 import os
-from collections.abc import AsyncIterator
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from typing import Any, TypeVar
 from uuid import UUID
 
-from dependency_injector import containers, providers
+from pydantic import SecretStr
 
-from tam.adapters.brightdata import BrightDataLinkedinChecker
-from tam.adapters.claude import ClaudeQualifier
-from tam.adapters.claude_batches import ClaudeBatchQualifier
-from tam.adapters.claude_forecast import ClaudeUsageForecaster
-from tam.adapters.discolike import DiscolikeCompanySource
+from tam.adapters import (
+    brightdata,
+    claude,
+    claude_batches,
+    claude_forecast,
+    discolike,
+    memory,
+    postgres,
+    prospeo,
+    sandbox,
+    sqlite,
+    supabase,
+)
 from tam.adapters.dramatiq_dispatch import ACTOR_NAMES, QUEUE, DramatiqJobDispatcher, build_redis_broker
 from tam.adapters.inprocess_dispatch import InProcessJobDispatcher
-from tam.adapters.memory import (
-    LocalLimiter,
-    MemoryCompanyRepo,
-    MemoryContactRepo,
-    MemoryDatabase,
-    MemoryJobRepo,
-    MemoryProjectRepo,
-    StoreProgressSink,
-    SystemClock,
-)
+from tam.adapters.memory.runtime import StoreProgressSink
 from tam.adapters.metrics import PrometheusCallObserver, PrometheusExposition, forget_dead_processes
-from tam.adapters.pacer import Pace
-from tam.adapters.postgres import (
-    PostgresCompanyRepo,
-    PostgresContactRepo,
-    PostgresJobRepo,
-    PostgresMigrator,
-    PostgresProjectRepo,
-    postgres_pool,
-)
-from tam.adapters.prospeo import ProspeoEmailFinder, ProspeoPersonSearch
+from tam.adapters.pacer import paces
 from tam.adapters.redis_limiter import RedisLimiter
-from tam.adapters.sandbox import (
-    SandboxBehaviour,
-    SandboxCompanySource,
-    SandboxEmailFinder,
-    SandboxLinkedinChecker,
-    SandboxPersonSearch,
-    SandboxQualifier,
-    SandboxUsageForecaster,
-)
-from tam.adapters.sqlite import (
-    SqliteCompanyRepo,
-    SqliteContactRepo,
-    SqliteJobRepo,
-    SqliteMigrator,
-    SqliteProjectRepo,
-    sqlite_database,
-)
-from tam.adapters.supabase import (
-    SupabaseCompanyRepo,
-    SupabaseContactRepo,
-    SupabaseJobRepo,
-    SupabaseProjectRepo,
-    supabase_client,
-)
-from tam.domain.model import InvalidInput, Job, JobType, Provider
+from tam.domain.model import InvalidInput, Job, JobType
+from tam.domain.pricing import PriceTable
 from tam.domain.services.contacts import FindContacts
 from tam.domain.services.discover import RefineDiscolike, SourceCompanies
-from tam.domain.services.dispatch import AttemptEnd, AttemptPolicy, DispatchJob, JobAttempt, StaleJobSweep
-from tam.domain.services.estimate import EstimateJob, EstimateSettings
+from tam.domain.services.dispatch import AttemptEnd, AttemptResult, DispatchJob, JobAttempt, StaleJobSweep
+from tam.domain.services.estimate import EstimateJob
 from tam.domain.services.linkedin import CheckLinkedin
 from tam.domain.services.projects import CreateProject, ImportCompanies
 from tam.domain.services.qualify import QualifyCompanies
 from tam.domain.services.runner import JobRunner, RunnerSettings
+from tam.domain.services.step import Step
 from tam.logs import JobCallTally, JobLogContext
+from tam.ports.providers import Vendors
+from tam.ports.runtime import Clock, JobDispatcher, Pacer
+from tam.ports.storage import Store
 from tam.settings import Settings
 
-
-def _redis_url(settings: Settings) -> str | None:
-    return settings.redis_url.get_secret_value() if settings.redis_url else None
-
-
-def _database_url(settings: Settings) -> str:
-    if settings.database_url is None or not settings.database_url.get_secret_value():
-        raise InvalidInput(f"DATABASE_URL is not set (needed with TAM_STORE={settings.tam_store})")
-    return settings.database_url.get_secret_value()
+__all__ = ["ACTOR_NAMES", "QUEUE", "Services", "forget_exited_processes", "migrator", "open_services", "run_job"]
+A = TypeVar("A")
+Attempt = Callable[[UUID, float | None, str | None], Awaitable[AttemptResult]]
 
 
-# Storage resources open on the running event loop (`await container.init_resources()`); each is
-# None unless TAM_STORE selects it, so initialising every resource opens only the configured store.
-async def _sqlite_database(settings: Settings) -> AsyncIterator[Any]:
-    if settings.tam_store != "sqlite":
-        yield None
-        return
-    await SqliteMigrator(settings.tam_sqlite_path).run()  # the embedded store keeps its own schema current
-    async with sqlite_database(settings.tam_sqlite_path) as db:
-        yield db
+def _secret(value: SecretStr | None, message: str) -> str:
+    if value is None or not value.get_secret_value():
+        raise InvalidInput(message)
+    return value.get_secret_value()
 
 
-async def _postgres_pool(settings: Settings) -> AsyncIterator[Any]:
-    if settings.tam_store != "postgres":
-        yield None
-        return
-    async with postgres_pool(_database_url(settings)) as pool:
-        yield pool
+def _database_url(s: Settings) -> str:
+    return _secret(s.database_url, f"DATABASE_URL is not set (needed with TAM_STORE={s.tam_store})")
 
 
-async def _supabase_client(settings: Settings) -> AsyncIterator[Any]:
-    if settings.tam_store != "supabase":
-        yield None
-        return
-    key = settings.supabase_service_role_key
-    if not settings.supabase_url or key is None or not key.get_secret_value():
-        raise InvalidInput("SUPABASE_URL and SUPABASE_SERVICE_ROLE_KEY must be set with TAM_STORE=supabase")
-    async with supabase_client(settings.supabase_url, key.get_secret_value()) as client:
-        yield client
+def open_store(s: Settings) -> AbstractAsyncContextManager[Store]:
+    """The store TAM_STORE names, its connection opened on the running loop."""
+    if s.tam_store == "memory":
+        return memory.open_store()
+    if s.tam_store == "sqlite":
+        return sqlite.open_store(s.tam_sqlite_path)
+    if s.tam_store == "postgres":
+        return postgres.open_store(_database_url(s))
+    need = "SUPABASE_URL and SUPABASE_SERVICE_ROLE_KEY must be set with TAM_STORE=supabase"
+    return supabase.open_store(s.supabase_url or _secret(None, need), _secret(s.supabase_service_role_key, need))
 
 
-async def _closing(adapter: Any) -> AsyncIterator[Any]:
-    """A client-owning adapter as a resource: its connections close with the container."""
-    try:
-        yield adapter
-    finally:
-        await adapter.aclose()
+def migrator(s: Settings) -> sqlite.SqliteMigrator | postgres.PostgresMigrator:
+    """`tam migrate`: Supabase's schema is the same SQL, applied through its Postgres connection string."""
+    if s.tam_store == "sqlite":
+        return sqlite.SqliteMigrator(s.tam_sqlite_path)
+    return postgres.PostgresMigrator(_database_url(s))
 
 
-def _claude_forecaster(settings: Settings) -> ClaudeUsageForecaster:
-    """Forecasts from the requests a ClaudeQualifier of these settings would send (it makes no call)."""
-    qualifier = ClaudeQualifier(api_key=None, model=settings.tam_claude_model, effort=settings.tam_claude_effort)
-    # One retry may follow an answer cut at max_tokens, with twice the room (ClaudeQualifier.qualify).
-    return ClaudeUsageForecaster(
-        lambda project, company, retry: qualifier.request_params(project, company, attempt=retry), bigger_retries=1
-    )
+def _live_vendors(s: Settings, stack: contextlib.AsyncExitStack) -> Vendors:
+    """Built without checking keys: a missing key fails the first call (and so only the job that needs
+    it) with a CredentialError naming the variable. `reader` builds requests and reads answers only."""
+
+    def live(adapter: A) -> A:  # a client-owning adapter: its connections close with the services
+        stack.push_async_callback(adapter.aclose)  # type: ignore[attr-defined]
+        return adapter
+
+    reader = claude.ClaudeQualifier(api_key=None, model=s.tam_claude_model, effort=s.tam_claude_effort)
+    key, url, p_key, p_url = s.anthropic_api_key, s.anthropic_base_url, s.prospeo_api_key, s.prospeo_base_url
+    return Vendors(
+        live(claude.ClaudeQualifier(api_key=key, base_url=url, model=s.tam_claude_model, effort=s.tam_claude_effort,
+                                    concurrency=s.tam_qualify_concurrency)),
+        live(discolike.DiscolikeCompanySource(api_key=s.discolike_api_key, base_url=s.discolike_base_url,
+                                              concurrency=s.tam_source_companies_concurrency)),
+        live(prospeo.ProspeoPersonSearch(api_key=p_key, base_url=p_url, concurrency=s.tam_find_contacts_concurrency)),
+        live(prospeo.ProspeoEmailFinder(api_key=p_key, base_url=p_url,
+                                        concurrency=s.tam_find_contacts_enrich_concurrency)),
+        live(brightdata.BrightDataLinkedinChecker(api_key=s.bright_data_api_key, base_url=s.bright_data_base_url,
+                                                  dataset_id=s.bright_data_dataset_id,
+                                                  concurrency=s.tam_check_linkedin_concurrency)),
+        # One retry may follow an answer cut at max_tokens, with twice the room (ClaudeQualifier.qualify).
+        claude_forecast.ClaudeUsageForecaster(lambda p, c, again: reader.request_params(p, c, attempt=again),
+                                              bigger_retries=1),
+        live(claude_batches.ClaudeBatchQualifier(claude.ClaudeQualifier(api_key=None, model=s.tam_claude_model),
+                                                 api_key=key, base_url=url)),
+    )  # fmt: skip
 
 
-def _claude_batches(settings: Settings) -> ClaudeBatchQualifier:
-    """Message Batches with the very requests and answer reading of the online ClaudeQualifier."""
-    qualifier = ClaudeQualifier(api_key=None, model=settings.tam_claude_model)
-    return ClaudeBatchQualifier(qualifier, api_key=settings.anthropic_api_key, base_url=settings.anthropic_base_url)
+@dataclass(frozen=True, slots=True)
+class Services(Store):
+    """The store's repositories and everything else the entrypoints use, opened and wired once (per
+    process, or per CLI command)."""
+
+    settings: Settings
+    clock: Clock
+    prices: PriceTable  # turns a job's usage into dollars
+    vendors: Vendors
+    limiter: Pacer
+    new_attempt: Callable[[], Attempt]  # one delivery of a job (JobAttempt, with its log context)
+    dispatcher: JobDispatcher
+    dispatch_job: DispatchJob
+    stale_job_sweep: StaleJobSweep  # one per process, so it remembers what it watched
+    create_project: CreateProject
+    import_companies: ImportCompanies
+    metrics: PrometheusExposition
+    estimate_job: EstimateJob
 
 
-def _no_batches() -> None:
-    return None  # the sandbox simulates online calls only
-
-
-def _estimate_settings(settings: Settings) -> EstimateSettings:
-    return EstimateSettings(
-        batch_available=settings.tam_providers == "live",
-        qualify_mode=settings.tam_qualify_mode,
-        batch_min=settings.tam_qualify_batch_min,
-        source_max_records=settings.tam_source_companies_max_records,
-        refine_max_records=settings.tam_refine_discolike_max_records,
-    )
-
-
-# Bright Data blocks an IP that gets 25 or more 429s within 5 minutes, until support lifts it
-# (docs.brightdata.com/products/scrapers/limits): we stop well before, across every worker.
-BRIGHT_DATA_GUARD = (10, 300.0)
-_GUARD_REASON = (
-    "Bright Data answered {most} 429s (too many requests) within {minutes:g} minutes; calls to it are paused "
-    "so that it does not block this IP (it blocks at 25)"
-)
-
-
-def paces(settings: Settings) -> dict[str, Pace]:
-    """How each provider is paced: calls in flight, per-minute budgets, learning, refusal guard."""
-    out = {}
-    for p in Provider:
-        guard = BRIGHT_DATA_GUARD if p is Provider.BRIGHTDATA else None
-        reason = _GUARD_REASON.format(most=guard[0], minutes=guard[1] / 60) if guard else ""
-        learns = p in (Provider.CLAUDE, Provider.PROSPEO_SEARCH, Provider.PROSPEO_ENRICH)  # limits in headers
-        out[p.value] = Pace(settings.concurrency(p), settings.rate_limits(p), learns, guard, reason)
-    return out
-
-
-class Container(containers.DeclarativeContainer):
-    settings = providers.Dependency(instance_of=Settings)
-    store_kind = providers.Callable(lambda s: s.tam_store, settings)
-    providers_kind = providers.Callable(lambda s: s.tam_providers, settings)
-
-    clock = providers.Singleton(SystemClock)
-    prices = providers.Singleton(Settings.prices, settings)  # turns a job's usage into dollars
-    runner_settings = providers.Factory(
-        lambda s: RunnerSettings(
-            outage_tolerance=s.tam_outage_tolerance, lease_check_after=s.tam_worker_heartbeat_timeout / 3
-        ),
-        settings,
-    )
-    attempt_policy = providers.Factory(
-        lambda s: AttemptPolicy(
-            heartbeat_timeout=s.tam_worker_heartbeat_timeout, outage_tolerance=s.tam_outage_tolerance
-        ),
-        settings,
-    )
-    heartbeat_timeout = providers.Callable(lambda s: s.tam_worker_heartbeat_timeout, settings)
-
-    # --- storage ---------------------------------------------------------------------------
-    memory_db = providers.Singleton(MemoryDatabase)
-    sqlite_db = providers.Resource(_sqlite_database, settings)
-    postgres_pool = providers.Resource(_postgres_pool, settings)
-    supabase_client = providers.Resource(_supabase_client, settings)
-    projects = providers.Selector(
-        store_kind,
-        memory=providers.Singleton(MemoryProjectRepo, memory_db),
-        sqlite=providers.Singleton(SqliteProjectRepo, sqlite_db),
-        postgres=providers.Singleton(PostgresProjectRepo, postgres_pool),
-        supabase=providers.Singleton(SupabaseProjectRepo, supabase_client),
-    )
-    companies = providers.Selector(
-        store_kind,
-        memory=providers.Singleton(MemoryCompanyRepo, memory_db),
-        sqlite=providers.Singleton(SqliteCompanyRepo, sqlite_db),
-        postgres=providers.Singleton(PostgresCompanyRepo, postgres_pool),
-        supabase=providers.Singleton(SupabaseCompanyRepo, supabase_client),
-    )
-    contacts = providers.Selector(
-        store_kind,
-        memory=providers.Singleton(MemoryContactRepo, memory_db),
-        sqlite=providers.Singleton(SqliteContactRepo, sqlite_db),
-        postgres=providers.Singleton(PostgresContactRepo, postgres_pool),
-        supabase=providers.Singleton(SupabaseContactRepo, supabase_client),
-    )
-    jobs = providers.Selector(
-        store_kind,
-        memory=providers.Singleton(MemoryJobRepo, memory_db),
-        sqlite=providers.Singleton(SqliteJobRepo, sqlite_db),
-        postgres=providers.Singleton(PostgresJobRepo, postgres_pool),
-        supabase=providers.Singleton(SupabaseJobRepo, supabase_client),
-    )
-    # `tam migrate`: Supabase's schema is the same SQL, applied through its Postgres connection string.
-    migrator = providers.Selector(
-        store_kind,
-        sqlite=providers.Factory(SqliteMigrator, settings.provided.tam_sqlite_path),
-        postgres=providers.Factory(PostgresMigrator, providers.Callable(_database_url, settings)),
-        supabase=providers.Factory(PostgresMigrator, providers.Callable(_database_url, settings)),
-    )
-
-    # --- providers ---------------------------------------------------------------------------
-    sandbox = providers.Singleton(
-        SandboxBehaviour,
-        clock=clock,
-        seed=settings.provided.tam_sandbox_seed,
-        latency=settings.provided.tam_sandbox_latency,
-        fault_rate=settings.provided.tam_sandbox_fault_rate,
-    )
-    # Live adapters are built without checking keys: a missing key fails the first call (and so
-    # only the job that needs it) with a CredentialError naming the variable.
-    qualifier = providers.Selector(
-        providers_kind,
-        sandbox=providers.Singleton(SandboxQualifier, sandbox),
-        live=providers.Resource(
-            _closing,
-            providers.Factory(
-                ClaudeQualifier,
-                api_key=settings.provided.anthropic_api_key,
-                model=settings.provided.tam_claude_model,
-                effort=settings.provided.tam_claude_effort,
-                base_url=settings.provided.anthropic_base_url,
-                concurrency=settings.provided.tam_qualify_concurrency,
-            ),
-        ),
-    )
-    company_source = providers.Selector(
-        providers_kind,
-        sandbox=providers.Singleton(SandboxCompanySource, sandbox),
-        live=providers.Resource(
-            _closing,
-            providers.Factory(
-                DiscolikeCompanySource,
-                api_key=settings.provided.discolike_api_key,
-                base_url=settings.provided.discolike_base_url,
-                concurrency=settings.provided.tam_source_companies_concurrency,
-            ),
-        ),
-    )
-    person_search = providers.Selector(
-        providers_kind,
-        sandbox=providers.Singleton(SandboxPersonSearch, sandbox),
-        live=providers.Resource(
-            _closing,
-            providers.Factory(
-                ProspeoPersonSearch,
-                api_key=settings.provided.prospeo_api_key,
-                base_url=settings.provided.prospeo_base_url,
-                concurrency=settings.provided.tam_find_contacts_concurrency,
-            ),
-        ),
-    )
-    email_finder = providers.Selector(
-        providers_kind,
-        sandbox=providers.Singleton(SandboxEmailFinder, sandbox),
-        live=providers.Resource(
-            _closing,
-            providers.Factory(
-                ProspeoEmailFinder,
-                api_key=settings.provided.prospeo_api_key,
-                base_url=settings.provided.prospeo_base_url,
-                concurrency=settings.provided.tam_find_contacts_enrich_concurrency,
-            ),
-        ),
-    )
-    linkedin_checker = providers.Selector(
-        providers_kind,
-        sandbox=providers.Singleton(SandboxLinkedinChecker, sandbox),
-        live=providers.Resource(
-            _closing,
-            providers.Factory(
-                BrightDataLinkedinChecker,
-                api_key=settings.provided.bright_data_api_key,
-                base_url=settings.provided.bright_data_base_url,
-                dataset_id=settings.provided.bright_data_dataset_id,
-                concurrency=settings.provided.tam_check_linkedin_concurrency,
-            ),
-        ),
-    )
-    batch_qualifier = providers.Selector(
-        providers_kind,
-        sandbox=providers.Callable(_no_batches),
-        live=providers.Resource(_closing, providers.Factory(_claude_batches, settings)),
-    )
-    forecaster = providers.Selector(
-        providers_kind,
-        sandbox=providers.Singleton(SandboxUsageForecaster),
-        live=providers.Singleton(_claude_forecaster, settings),
-    )
-    # Limits hold across every worker process when REDIS_URL is set, else within this one.
-    limiter_kind = providers.Callable(lambda s: "redis" if s.redis_url else "local", settings)
-    limiter = providers.Selector(
-        limiter_kind,
-        redis=providers.Resource(
-            _closing,
-            providers.Factory(RedisLimiter, settings.provided.redis_url, providers.Callable(paces, settings)),
-        ),
-        local=providers.Singleton(LocalLimiter, providers.Callable(paces, settings)),
-    )
-
-    # --- use cases ---------------------------------------------------------------------------
-    progress = providers.Singleton(StoreProgressSink, jobs)
-    steps = providers.Dict(
-        {
-            JobType.SOURCE_COMPANIES: providers.Factory(
-                SourceCompanies, companies, company_source, settings.provided.tam_source_companies_max_records
-            ),
-            JobType.QUALIFY: providers.Factory(
-                QualifyCompanies,
-                companies,
-                qualifier,
-                clock,
-                settings.provided.tam_qualify_concurrency,
-                forecaster=forecaster,
-                batches=batch_qualifier,
-                jobs=jobs,
-                mode=settings.provided.tam_qualify_mode,
-                batch_min=settings.provided.tam_qualify_batch_min,
-                poll_interval=settings.provided.tam_qualify_batch_poll,
-            ),
-            JobType.FIND_CONTACTS: providers.Factory(
-                FindContacts,
-                companies,
-                contacts,
-                person_search,
-                email_finder,
-                clock,
-                settings.provided.tam_find_contacts_concurrency,
-                settings.provided.tam_find_contacts_enrich_concurrency,
-            ),
-            JobType.CHECK_LINKEDIN: providers.Factory(
-                CheckLinkedin,
-                contacts,
-                companies,
-                linkedin_checker,
-                clock,
-                settings.provided.tam_check_linkedin_concurrency,
-            ),
-            JobType.REFINE_DISCOLIKE: providers.Factory(
-                RefineDiscolike, companies, company_source, settings.provided.tam_refine_discolike_max_records
-            ),
-        }
-    )
-    # --- metrics: provider calls counted where they happen; PROMETHEUS_MULTIPROC_DIR (prometheus_client's
-    # own variable) makes every process on the host write there and /metrics sum them.
-    call_observer = providers.Singleton(
-        PrometheusCallObserver, providers.Callable(os.environ.get, "PROMETHEUS_MULTIPROC_DIR")
-    )
-    metrics = providers.Factory(PrometheusExposition, call_observer, jobs, prices)
-
-    # the runner's calls also count towards the attempt's summary line (tam.logs.JobCallTally)
-    runner = providers.Factory(
-        JobRunner,
-        jobs,
-        projects,
-        steps,
-        limiter,
-        progress,
-        clock,
-        runner_settings,
-        providers.Singleton(JobCallTally, call_observer),
-        prices=prices,
-    )
-    import_companies = providers.Factory(ImportCompanies, companies)
-    create_project = providers.Factory(CreateProject, projects)
-    estimate_job = providers.Factory(
-        EstimateJob,
-        projects,
-        companies,
-        contacts,
-        jobs,
-        forecaster,
-        prices,
-        providers.Callable(_estimate_settings, settings),
-    )
-
-    # --- dispatch: Dramatiq on Redis when REDIS_URL is set, else jobs run in this process -----
-    dispatch_kind = providers.Callable(lambda s: "redis" if s.redis_url else "inprocess", settings)
-    broker = providers.Singleton(
-        build_redis_broker,
-        providers.Callable(_redis_url, settings),
-        providers.Callable(lambda s: int(s.tam_worker_heartbeat_timeout * 1000), settings),
-    )
-    actor_names = providers.Object(ACTOR_NAMES)
-    queue_name = providers.Object(QUEUE)
-    # One delivery of a job (built fresh per delivery: its runner's steps hold that attempt's buffers).
-    # It runs with job_id/project_id/job_type/attempt on every log line, and logs when its attempt
-    # starts or resumes and ends (tam.logs).
-    job_attempt = providers.Factory(
-        JobLogContext, providers.Factory(JobAttempt, jobs, runner, clock, attempt_policy), jobs, heartbeat_timeout
-    )
-    dispatcher = providers.Selector(
-        dispatch_kind,
-        redis=providers.Singleton(DramatiqJobDispatcher, broker),
-        inprocess=providers.Singleton(InProcessJobDispatcher, job_attempt.provider, settings.provided.time_limit),
-    )
-    dispatch_job = providers.Factory(
-        DispatchJob, jobs, projects, dispatcher, clock, heartbeat_timeout=heartbeat_timeout
-    )
-    # jobs whose attempt vanished (no heartbeat for the timeout) are enqueued again: `tam worker` sweeps
-    # periodically, embedded `tam serve` too
-    stale_job_sweep = providers.Factory(StaleJobSweep, jobs, dispatch_job, clock, heartbeat_timeout)
-
-
-async def provide(provider: Any) -> Any:
-    """Call a provider; with an async resource (a database pool) in its graph the result is awaitable."""
-    value = provider()
-    if inspect.isawaitable(value):
-        value = await value
-    return value
-
-
-async def run_job(container: Container, job_id: UUID, time_limit: float | None = None) -> Job:
-    """Run a job to its end in this process (the demo, benchmarks, tests), attempt after attempt, the
-    way a worker would, and return its row."""
-    for _ in range(10):
-        attempt = await provide(container.job_attempt)
-        if (await attempt(job_id, time_limit, None)).end is not AttemptEnd.RETRY:
-            break
-    jobs = await provide(container.jobs)
-    return await jobs.get(job_id)  # type: ignore[no-any-return]
+def _steps(s: Settings, st: Store, v: Vendors, clock: Clock) -> dict[JobType, Step[Any]]:
+    c, limits = st.companies, (s.tam_qualify_mode, s.tam_qualify_batch_min, s.tam_qualify_batch_poll)
+    return {
+        JobType.SOURCE_COMPANIES: SourceCompanies(c, v.company_source, s.tam_source_companies_max_records),
+        JobType.QUALIFY: QualifyCompanies(c, v.qualifier, clock, s.tam_qualify_concurrency, v.forecaster,
+                                          v.batches, st.jobs, *limits),
+        JobType.FIND_CONTACTS: FindContacts(c, st.contacts, v.person_search, v.email_finder, clock,
+                                            s.tam_find_contacts_concurrency, s.tam_find_contacts_enrich_concurrency),
+        JobType.CHECK_LINKEDIN: CheckLinkedin(st.contacts, c, v.linkedin_checker, clock,
+                                              s.tam_check_linkedin_concurrency),
+        JobType.REFINE_DISCOLIKE: RefineDiscolike(c, v.company_source, s.tam_refine_discolike_max_records),
+    }  # fmt: skip
 
 
 @contextlib.asynccontextmanager
-async def resources_open(container: Container) -> AsyncIterator[Container]:
-    """Open the container's resources (database pool or file) on the running loop, close them after."""
-    started = container.init_resources()
-    if inspect.isawaitable(started):
-        await started
-    try:
-        yield container
-    finally:
-        stopped = container.shutdown_resources()
-        if inspect.isawaitable(stopped):
-            await stopped
+async def open_services(
+    s: Settings,
+    *,
+    dispatcher: JobDispatcher | None = None,
+    limiter: Pacer | None = None,
+    runner_settings: RunnerSettings | None = None,
+) -> AsyncIterator[Services]:
+    """Open the store (TAM_STORE), the vendor clients (TAM_PROVIDERS), the limiter and the dispatcher
+    (both on Redis when REDIS_URL is set, else in this process) on the running loop; close them after."""
+    async with contextlib.AsyncExitStack() as stack:
+        st = await stack.enter_async_context(open_store(s))
+        clock, prices, hb = memory.SystemClock(), s.prices(), s.tam_worker_heartbeat_timeout
+        sandboxed = (clock, s.tam_sandbox_seed, s.tam_sandbox_latency, s.tam_sandbox_fault_rate)
+        v = sandbox.sandbox_vendors(*sandboxed) if s.tam_providers == "sandbox" else _live_vendors(s, stack)
+        if limiter is None and s.redis_url:  # limits hold across every worker process, else within this one
+            limiter = redis = RedisLimiter(s.redis_url, paces(s.concurrency, s.rate_limits))
+            stack.push_async_callback(redis.aclose)
+        limiter = limiter or memory.LocalLimiter(paces(s.concurrency, s.rate_limits))
+        # provider calls are counted where they happen; PROMETHEUS_MULTIPROC_DIR (prometheus_client's own
+        # variable) makes every process on the host write there and /metrics sum them
+        observer = PrometheusCallObserver(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
+        tally = JobCallTally(observer)  # the calls also count towards the attempt's `attempt ended` line
+        run = runner_settings or s.runner_settings()
+
+        def new_attempt() -> Attempt:  # built per delivery: its steps hold that attempt's buffers
+            steps, progress = _steps(s, st, v, clock), StoreProgressSink(st.jobs)
+            runner = JobRunner(st.jobs, st.projects, steps, limiter, progress, clock, run, tally, prices=prices)
+            return JobLogContext(JobAttempt(st.jobs, runner, clock, s.attempt_policy()), st.jobs, hb)
+
+        if dispatcher is None:
+            embedded = InProcessJobDispatcher
+            dispatcher = DramatiqJobDispatcher(redis_broker(s)) if s.redis_url else embedded(new_attempt, s.time_limit)
+        stack.push_async_callback(dispatcher.aclose)  # first to close: embedded jobs stop (they stay `running`)
+        dispatch = DispatchJob(st.jobs, st.projects, dispatcher, clock, heartbeat_timeout=hb)
+        yield Services(
+            st.projects, st.companies, st.contacts, st.jobs, s, clock, prices, v, limiter, new_attempt, dispatcher,
+            dispatch, StaleJobSweep(st.jobs, dispatch, clock, hb), CreateProject(st.projects),
+            ImportCompanies(st.companies), PrometheusExposition(observer, st.jobs, prices),
+            EstimateJob(st.projects, st.companies, st.contacts, st.jobs, v.forecaster, prices, s.estimate_settings()),
+        )  # fmt: skip
 
 
-def build_container(settings: Settings | None = None) -> Container:
-    return Container(settings=settings or Settings())
+def redis_broker(s: Settings) -> Any:
+    """The Dramatiq broker on REDIS_URL, without actors (`tam worker` declares them)."""
+    url = _secret(s.redis_url, "REDIS_URL is not set")
+    return build_redis_broker(url, int(s.tam_worker_heartbeat_timeout * 1000))
+
+
+async def run_job(services: Services, job_id: UUID, time_limit: float | None = None) -> Job:
+    """Run a job to its end in this process (the demo, benchmarks, tests), attempt after attempt, the
+    way a worker would, and return its row."""
+    for _ in range(10):
+        if (await services.new_attempt()(job_id, time_limit, None)).end is not AttemptEnd.RETRY:
+            break
+    return await services.jobs.get(job_id)
 
 
 def forget_exited_processes() -> None:

@@ -10,6 +10,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from tam.domain.model import InvalidInput, JobType, Provider, RateLimits
 from tam.domain.pricing import PriceTable
+from tam.domain.services.dispatch import AttemptPolicy
+from tam.domain.services.estimate import EstimateSettings
+from tam.domain.services.runner import RunnerSettings
 
 BATCH_TIME_LIMIT = 25 * 3600.0  # a Message Batch expires 24 h after it is created
 
@@ -87,6 +90,25 @@ class Settings(BaseSettings):
 
     def prices(self) -> PriceTable:
         return PriceTable.parse(self.tam_claude_model, json.loads(self.tam_prices) if self.tam_prices else None)
+
+    def estimate_settings(self) -> EstimateSettings:
+        return EstimateSettings(
+            batch_available=self.tam_providers == "live",
+            qualify_mode=self.tam_qualify_mode,
+            batch_min=self.tam_qualify_batch_min,
+            source_max_records=self.tam_source_companies_max_records,
+            refine_max_records=self.tam_refine_discolike_max_records,
+        )
+
+    def runner_settings(self) -> RunnerSettings:
+        # a worker paused for a third of the heartbeat timeout checks its lease before another paid call
+        hb = self.tam_worker_heartbeat_timeout
+        return RunnerSettings(outage_tolerance=self.tam_outage_tolerance, lease_check_after=hb / 3)
+
+    def attempt_policy(self) -> AttemptPolicy:
+        return AttemptPolicy(
+            heartbeat_timeout=self.tam_worker_heartbeat_timeout, outage_tolerance=self.tam_outage_tolerance
+        )
 
     # Rate budgets per minute. Unset: learned from the vendor's rate-limit headers (Claude, Prospeo),
     # or none (Bright Data, DiscoLike: calls in flight and 429s still pace them).

@@ -6,10 +6,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from dependency_injector import providers
 from starlette.testclient import TestClient
 
-from tam.containers import Container, build_container
+from tam.containers import Services
 from tam.domain.model import Job
 from tam.entrypoints.api import create_app
 from tam.settings import Settings
@@ -40,7 +39,7 @@ class RecordingDispatcher:
         return None
 
 
-def make_container(**overrides: Any) -> Container:
+def make_settings(**overrides: Any) -> Settings:
     fields: dict[str, Any] = {
         "tam_store": "memory",
         "tam_providers": "sandbox",
@@ -49,15 +48,16 @@ def make_container(**overrides: Any) -> Container:
         "redis_url": None,
         **overrides,
     }
-    settings = Settings(_env_file=None, **fields)
-    return build_container(settings)
+    return Settings(_env_file=None, **fields)
 
 
-def make_client(container: Container | None = None, recorder: RecordingDispatcher | None = None) -> TestClient:
-    c = container or make_container()
-    if recorder is not None:
-        c.dispatcher.override(providers.Object(recorder))
-    return TestClient(create_app(c), raise_server_exceptions=False)
+def make_client(settings: Settings | None = None, recorder: RecordingDispatcher | None = None) -> TestClient:
+    return TestClient(create_app(settings or make_settings(), dispatcher=recorder), raise_server_exceptions=False)
+
+
+def services(client: TestClient) -> Services:
+    """The services the app opened when the client started it."""
+    return client.app.state.services  # type: ignore[attr-defined,no-any-return]
 
 
 def run(client: TestClient, make: Callable[[], Awaitable[T]]) -> T:

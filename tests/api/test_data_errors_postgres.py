@@ -9,15 +9,15 @@ from collections.abc import Iterator
 import pytest
 from starlette.testclient import TestClient
 
-from tests.api.helpers import AUTH, make_client, make_container
+from tests.api.helpers import AUTH, make_client, make_settings
 
 LONG_DOMAIN = ".".join(["a" * 60] * 60) + ".com"  # 3,663 characters: past PostgreSQL's index row limit
 
 
 @pytest.fixture
 def client(migrated_database_url: str) -> Iterator[TestClient]:
-    container = make_container(tam_store="postgres", database_url=migrated_database_url)
-    with make_client(container) as api:
+    settings = make_settings(tam_store="postgres", database_url=migrated_database_url)
+    with make_client(settings) as api:
         yield api
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.api.helpers import AUTH, make_client, make_container, new_project
+from tests.api.helpers import AUTH, make_client, make_settings, new_project, services
 
 
 def _samples(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
@@ -20,14 +20,14 @@ def _samples(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
 def test_metrics_count_jobs_items_and_provider_calls() -> None:
     # Every call to the simulated Claude fails transiently one time in three (429, 503 or a timeout)
     # and is retried, so throttles and retries show up beside the successes.
-    container = make_container(tam_sandbox_fault_rate=0.35, tam_sandbox_seed=3)
-    with make_client(container) as client:
+    settings = make_settings(tam_sandbox_fault_rate=0.35, tam_sandbox_seed=3)
+    with make_client(settings) as client:
         assert client.get("/metrics").status_code == 401
         project_id = new_project(client)
         companies = [{"name": f"Co {i}", "domain": f"co{i}.example"} for i in range(12)]
         client.post(f"/api/tam/projects/{project_id}/companies", headers=AUTH, json=companies)
         created = client.post("/api/tam/jobs", headers=AUTH, json={"projectId": project_id, "jobType": "qualify"})
-        client.portal.call(container.dispatcher().join)  # type: ignore[union-attr]
+        client.portal.call(services(client).dispatcher.join)
         job = client.get(f"/api/tam/jobs/{created.json()['jobId']}", headers=AUTH).json()
         response = client.get("/metrics", headers=AUTH)
 

@@ -12,7 +12,7 @@ from schemathesis import GenerationMode
 from schemathesis.config import SchemathesisConfig
 
 from tam.entrypoints.api import create_app
-from tests.api.helpers import AUTH, RecordingDispatcher, make_container
+from tests.api.helpers import AUTH, RecordingDispatcher, make_settings
 
 EXAMPLES_PER_OPERATION = 40  # 13 operations x 2 modes x 40 -> about 1000 requests
 
@@ -29,9 +29,7 @@ class CountingApp:
 
 
 def _app() -> CountingApp:
-    container = make_container()
-    container.dispatcher.override(RecordingDispatcher())
-    return CountingApp(create_app(container))
+    return CountingApp(create_app(make_settings(), dispatcher=RecordingDispatcher()))
 
 
 APP = _app()

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 
 from tam_fakes import FakeServer
-from tests.api.helpers import AUTH, make_client, make_container, new_project
+from tests.api.helpers import AUTH, make_client, make_settings, new_project, services
 from tests.contract.provider_fakes import KEY as VENDOR_KEY
 from tests.contract.provider_fakes import fake
 
@@ -24,13 +24,13 @@ def test_job_output_shows_usage_failures_and_cache_hit_ratio(anthropic: FakeServ
     anthropic.state.latency = 0.02  # ten calls in flight overlap, as they do against the API
     anthropic.state.inject("refusal")
     anthropic.state.inject("max_tokens", times=2)
-    container = make_container(tam_providers="live", anthropic_api_key=VENDOR_KEY, anthropic_base_url=anthropic.url)
-    with make_client(container) as client:
+    settings = make_settings(tam_providers="live", anthropic_api_key=VENDOR_KEY, anthropic_base_url=anthropic.url)
+    with make_client(settings) as client:
         project_id = new_project(client, icp="B2B SaaS for logistics companies in Europe, 50-500 employees")
         companies = [{"name": f"Co {i}", "domain": f"co{i}.example"} for i in range(150)]
         client.post(f"/api/tam/projects/{project_id}/companies", headers=AUTH, json=companies)
         created = client.post("/api/tam/jobs", headers=AUTH, json={"projectId": project_id, "jobType": "qualify"})
-        client.portal.call(container.dispatcher().join)  # type: ignore[union-attr]
+        client.portal.call(services(client).dispatcher.join)
         job = client.get(f"/api/tam/jobs/{created.json()['jobId']}", headers=AUTH).json()
         stored = client.get(f"/api/tam/projects/{project_id}/companies?limit=100", headers=AUTH).json()
 

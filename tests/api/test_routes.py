@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from uuid import uuid4
 
-from tests.api.helpers import AUTH, RecordingDispatcher, make_client, make_container, new_project
+from tests.api.helpers import AUTH, RecordingDispatcher, make_client, make_settings, new_project, services
 
 
 def test_health_needs_no_key_but_everything_else_does() -> None:
@@ -94,8 +94,8 @@ def test_project_errors() -> None:
 
 
 def test_create_job_runs_it_and_lists_it() -> None:
-    container = make_container()
-    with make_client(container) as client:
+    settings = make_settings()
+    with make_client(settings) as client:
         project_id = new_project(client)
         client.post(
             f"/api/tam/projects/{project_id}/companies",
@@ -105,7 +105,7 @@ def test_create_job_runs_it_and_lists_it() -> None:
         created = client.post("/api/tam/jobs", headers=AUTH, json={"projectId": project_id, "jobType": "qualify"})
         assert created.status_code == 201
         job_id = created.json()["jobId"]
-        client.portal.call(container.dispatcher().join)  # type: ignore[union-attr]
+        client.portal.call(services(client).dispatcher.join)
         job = client.get(f"/api/tam/jobs/{job_id}", headers=AUTH).json()
         listed = client.get(f"/api/tam/jobs?projectId={project_id}", headers=AUTH).json()
         everything = client.get("/api/tam/jobs", headers=AUTH).json()
@@ -139,8 +139,8 @@ def test_create_job_errors() -> None:
 
 def test_cancel_a_queued_job_so_it_never_starts() -> None:
     recorder = RecordingDispatcher()
-    container = make_container()
-    with make_client(container, recorder) as client:
+    settings = make_settings()
+    with make_client(settings, recorder) as client:
         project_id = new_project(client)
         job_id = client.post(
             "/api/tam/jobs", headers=AUTH, json={"projectId": project_id, "jobType": "qualify"}
@@ -148,7 +148,7 @@ def test_cancel_a_queued_job_so_it_never_starts() -> None:
         cancelled = client.post(f"/api/tam/jobs/{job_id}/cancel", headers=AUTH).json()
         again = client.post(f"/api/tam/jobs/{job_id}/cancel", headers=AUTH).json()
         # the worker picks the message up later: the job is already final, so nothing runs
-        attempt = container.job_attempt()
+        attempt = services(client).new_attempt()
         after = client.portal.call(attempt, recorder.dispatched[0].id, None).job
         rerun = client.post(
             "/api/tam/run", headers=AUTH, json={"jobId": job_id, "jobType": "qualify", "projectId": project_id}
@@ -164,8 +164,8 @@ def test_cancel_a_queued_job_so_it_never_starts() -> None:
 def test_cancel_over_http_stops_a_running_job_and_keeps_finished_items() -> None:
     """The route's side of cancel; how fast a job stops is proven on virtual time (tests/unit) and in a
     worker process (tests/e2e)."""
-    container = make_container(tam_sandbox_latency=0.2, tam_qualify_concurrency=2)
-    with make_client(container) as client:
+    settings = make_settings(tam_sandbox_latency=0.2, tam_qualify_concurrency=2)
+    with make_client(settings) as client:
         project_id = new_project(client)
         client.post(
             f"/api/tam/projects/{project_id}/companies",
@@ -180,7 +180,7 @@ def test_cancel_over_http_stops_a_running_job_and_keeps_finished_items() -> None
             assert time.monotonic() < deadline, "the job never finished an item"
             time.sleep(0.05)
         cancelled = client.post(f"/api/tam/jobs/{job_id}/cancel", headers=AUTH).json()
-        client.portal.call(container.dispatcher().join)  # type: ignore[union-attr]
+        client.portal.call(services(client).dispatcher.join)
         job = client.get(f"/api/tam/jobs/{job_id}", headers=AUTH).json()
         counts = client.get(f"/api/tam/projects/{project_id}", headers=AUTH).json()["companies"]
 

@@ -3,30 +3,31 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from uuid import UUID, uuid4
 
 import pytest
 
 from tam.domain.model import BrokerUnavailable, Job, JobStatus, JobType
-from tests.api.helpers import AUTH, RecordingDispatcher, make_client, make_container, new_project, run
+from tests.api.helpers import AUTH, RecordingDispatcher, make_client, make_settings, new_project, run, services
 
 
-def seed_job(client, container, project_id: str, job_type: JobType = JobType.QUALIFY, **fields) -> Job:
+def seed_job(client, project_id: str, job_type: JobType = JobType.QUALIFY, **fields) -> Job:
     """Insert a job row the way the frontend's edge function does: already `running`."""
     job = Job(project_id=UUID(project_id), job_type=job_type, status=JobStatus.RUNNING, **fields)
-    return run(client, lambda: container.jobs().add(job))
+    return run(client, lambda: services(client).jobs.add(job))
 
 
 def test_run_accepts_a_running_job_and_a_repeat_returns_the_same_task_without_a_second_enqueue() -> None:
-    container, recorder = make_container(), RecordingDispatcher()
-    with make_client(container, recorder) as client:
+    settings, recorder = make_settings(), RecordingDispatcher()
+    with make_client(settings, recorder) as client:
         project_id = new_project(client)
-        job = seed_job(client, container, project_id)
+        job = seed_job(client, project_id)
         body = {"jobId": str(job.id), "jobType": "qualify", "projectId": project_id}
 
         first = client.post("/api/tam/run", headers=AUTH, json=body)
         again = client.post("/api/tam/run", headers=AUTH, json=body)
-        stored = run(client, lambda: container.jobs().get(job.id))
+        stored = run(client, lambda: services(client).jobs.get(job.id))
 
     assert first.status_code == 200
     assert first.json() == {"triggered": True, "taskId": first.json()["taskId"]}
@@ -37,13 +38,13 @@ def test_run_accepts_a_running_job_and_a_repeat_returns_the_same_task_without_a_
 
 
 def test_concurrent_triggers_enqueue_once() -> None:
-    container, recorder = make_container(), RecordingDispatcher()
-    with make_client(container, recorder) as client:
+    settings, recorder = make_settings(), RecordingDispatcher()
+    with make_client(settings, recorder) as client:
         project_id = new_project(client)
-        job = seed_job(client, container, project_id)
+        job = seed_job(client, project_id)
 
         async def race() -> set[str]:
-            dispatch = container.dispatch_job()
+            dispatch = services(client).dispatch_job
             calls = (dispatch.trigger(job.id, JobType.QUALIFY, UUID(project_id)) for _ in range(20))
             return set(await asyncio.gather(*calls))
 
@@ -53,10 +54,10 @@ def test_concurrent_triggers_enqueue_once() -> None:
 
 @pytest.mark.parametrize("spelling", ["find_contacts", "findContacts"])
 def test_run_accepts_both_spellings_of_the_job_type(spelling: str) -> None:
-    container, recorder = make_container(), RecordingDispatcher()
-    with make_client(container, recorder) as client:
+    settings, recorder = make_settings(), RecordingDispatcher()
+    with make_client(settings, recorder) as client:
         project_id = new_project(client)
-        job = seed_job(client, container, project_id, JobType.FIND_CONTACTS)
+        job = seed_job(client, project_id, JobType.FIND_CONTACTS)
         response = client.post(
             "/api/tam/run", headers=AUTH, json={"jobId": str(job.id), "jobType": spelling, "projectId": project_id}
         )
@@ -64,20 +65,20 @@ def test_run_accepts_both_spellings_of_the_job_type(spelling: str) -> None:
 
 
 def test_run_runs_the_job_in_process_without_redis() -> None:
-    container = make_container()
-    with make_client(container) as client:
+    settings = make_settings()
+    with make_client(settings) as client:
         project_id = new_project(client)
         client.post(
             f"/api/tam/projects/{project_id}/companies",
             headers=AUTH,
             json=[{"name": f"Co {i}", "domain": f"co{i}.example"} for i in range(12)],
         )
-        job = seed_job(client, container, project_id)
+        job = seed_job(client, project_id)
         response = client.post(
             "/api/tam/run", headers=AUTH, json={"jobId": str(job.id), "jobType": "qualify", "projectId": project_id}
         )
         assert response.status_code == 200
-        client.portal.call(container.dispatcher().join)  # type: ignore[union-attr]
+        client.portal.call(services(client).dispatcher.join)
         done = client.get(f"/api/tam/jobs/{job.id}", headers=AUTH).json()
 
     assert done["status"] == "completed"
@@ -97,15 +98,14 @@ def _error(response, status: int, *words: str) -> None:
 
 
 def test_every_error_status_of_the_run_route() -> None:
-    container, recorder = make_container(), RecordingDispatcher()
-    with make_client(container, recorder) as client:
+    settings, recorder = make_settings(), RecordingDispatcher()
+    with make_client(settings, recorder) as client:
         project_id = new_project(client)
         other_project = new_project(client, name="Other")
-        job = seed_job(client, container, project_id)
-        finished = seed_job(client, container, project_id)
-        run(
-            client, lambda: container.jobs().finish(finished.id, JobStatus.COMPLETED, "done", None, finished.created_at)
-        )
+        job = seed_job(client, project_id)
+        finished = seed_job(client, project_id)
+        jobs = services(client).jobs
+        run(client, lambda: jobs.finish(finished.id, JobStatus.COMPLETED, "done", None, finished.created_at))
         ok = {"jobId": str(job.id), "jobType": "qualify", "projectId": project_id}
 
         def post(**kwargs):
@@ -145,11 +145,11 @@ def test_broker_outage_answers_503_leaves_the_job_as_it_was_and_the_retry_enqueu
                 raise BrokerUnavailable("the job broker (REDIS_URL) is unreachable: ConnectionError")
             return await super().dispatch(job)
 
-    container = make_container()
+    settings = make_settings()
     broker = FlakyBroker()
-    with make_client(container, broker) as client:
+    with make_client(settings, broker) as client:
         project_id = new_project(client)
-        job = seed_job(client, container, project_id)
+        job = seed_job(client, project_id)
         body = {"jobId": str(job.id), "jobType": "qualify", "projectId": project_id}
         response = client.post("/api/tam/run", headers=AUTH, json=body)
         _error(response, 503, "REDIS_URL")
@@ -163,16 +163,12 @@ def test_broker_outage_answers_503_leaves_the_job_as_it_was_and_the_retry_enqueu
 
 
 def test_an_unexpected_error_answers_500_without_details() -> None:
-    container = make_container()
-
     class Broken:
         async def get(self, job_id):
             raise RuntimeError("password=hunter2 at line 12")
 
-    from dependency_injector import providers
-
-    container.jobs.override(providers.Object(Broken()))
-    with make_client(container) as client:
+    with make_client() as client:
+        client.app.state.services = dataclasses.replace(services(client), jobs=Broken())
         response = client.get(f"/api/tam/jobs/{uuid4()}", headers=AUTH)
     _error(response, 500)
     assert "hunter2" not in response.text

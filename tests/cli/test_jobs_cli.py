@@ -6,7 +6,7 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
-from tam.containers import build_container, provide, resources_open
+from tam.containers import open_services
 from tam.domain.model import Job, JobType
 from tam.settings import Settings
 from tests.cli.conftest import Cli
@@ -19,13 +19,12 @@ def add_job(cli: Cli, project: str, job_type: JobType, *, started: bool) -> Job:
 
     async def main() -> Job:
         settings = Settings(_env_file=None, tam_store="sqlite", tam_sqlite_path=cli.env["TAM_SQLITE_PATH"])
-        container = build_container(settings)
-        async with resources_open(container):
-            jobs = await provide(container.jobs)
+        async with open_services(settings) as s:
+            jobs = s.jobs
             job = await jobs.add(Job(project_id=UUID(project), job_type=job_type))
             if started:
                 job = await jobs.start(job.id, datetime.now(UTC) - timedelta(minutes=10))
-            return job  # type: ignore[no-any-return]
+            return job
 
     return asyncio.run(main())
 

@@ -7,14 +7,14 @@ from typing import Any
 
 import pytest
 
-from tam.containers import Container, provide
+from tam.containers import Services
 from tam.domain.model import JobStatus, JobType, NewCompany, Project
 from tam.domain.services.estimate import Estimate
 from tam_fakes import FakeServer
 from tests.contract.provider_fakes import KEY
-from tests.contract.test_providers_live_e2e import live_settings, make_container, run
+from tests.contract.test_providers_live_e2e import live_settings, make_services, run
 
-__all__ = ["make_container"]  # the fixture, re-exported for pytest
+__all__ = ["make_services"]  # the fixture, re-exported for pytest
 
 _WORDS = [
     "logistics",
@@ -30,8 +30,8 @@ _WORDS = [
 ]
 
 
-async def _project(container: Container, name: str, n: int, seed: int) -> Project:
-    project = await (await provide(container.projects)).add(Project(name=name, icp="B2B SaaS for logistics teams"))
+async def _project(container: Services, name: str, n: int, seed: int) -> Project:
+    project = await container.projects.add(Project(name=name, icp="B2B SaaS for logistics teams"))
     companies = [
         NewCompany(
             name=f"{name} Co {i}",
@@ -42,18 +42,18 @@ async def _project(container: Container, name: str, n: int, seed: int) -> Projec
         )
         for i in range(n)
     ]
-    await (await provide(container.companies)).add_many(project.id, companies)
+    await container.companies.add_many(project.id, companies)
     return project
 
 
-async def _estimate(container: Container, project: Project) -> Estimate:
-    return await (await provide(container.estimate_job))(project.id, JobType.QUALIFY)  # type: ignore[no-any-return]
+async def _estimate(container: Services, project: Project) -> Estimate:
+    return await container.estimate_job(project.id, JobType.QUALIFY)
 
 
-async def test_qualify_estimate_calls_nothing_and_comes_within_20_percent(make_container: Any) -> None:
+async def test_qualify_estimate_calls_nothing_and_comes_within_20_percent(make_services: Any) -> None:
     with FakeServer("anthropic", api_key=KEY) as anthropic:
         fakes: dict[str, Any] = {v: anthropic for v in ("anthropic", "prospeo", "brightdata", "discolike")}
-        container = make_container(live_settings(fakes, tam_qualify_mode="online"))
+        container = await make_services(live_settings(fakes, tam_qualify_mode="online"))
         # An earlier qualify teaches the estimate how long answers run (the request does not say).
         earlier = await _project(container, "Earlier", 60, seed=3)
         assert (await run(container, earlier, JobType.QUALIFY)).status is JobStatus.COMPLETED
@@ -68,26 +68,26 @@ async def test_qualify_estimate_calls_nothing_and_comes_within_20_percent(make_c
 
         job = await run(container, project, JobType.QUALIFY)
         assert job.status is JobStatus.COMPLETED
-        measured = (await provide(container.prices)).cost(job.usage)
+        measured = container.prices.cost(job.usage)
         assert measured > 0
         assert estimate.cost_usd == pytest.approx(measured, rel=0.20), (estimate, job.usage)
 
 
-async def test_a_budget_stops_the_job_before_it_could_pass_and_a_later_job_resumes(make_container: Any) -> None:
+async def test_a_budget_stops_the_job_before_it_could_pass_and_a_later_job_resumes(make_services: Any) -> None:
     with FakeServer("anthropic", api_key=KEY) as anthropic:
         fakes: dict[str, Any] = {v: anthropic for v in ("anthropic", "prospeo", "brightdata", "discolike")}
-        container = make_container(live_settings(fakes, tam_qualify_mode="online"))
+        container = await make_services(live_settings(fakes, tam_qualify_mode="online"))
         project = await _project(container, "Capped", 80, seed=5)
-        prices = await provide(container.prices)
-        dispatch = await provide(container.dispatch_job)
+        prices = container.prices
+        dispatch = container.dispatch_job
         # The 80 cost about $0.2; one call's worst case (two tries filling max_tokens 2048, then 4096,
         # with a prompt of ~3,000 tokens written to the cache each time) is about $0.1.
         cap = 0.15
 
         job, _ = await dispatch.create(project.id, JobType.QUALIFY, max_cost_usd=cap)
-        await (await provide(container.dispatcher)).join()
-        job = await (await provide(container.jobs)).get(job.id)
-        left = len(await (await provide(container.companies)).pending_qualification(project.id))
+        await container.dispatcher.join()
+        job = await container.jobs.get(job.id)
+        left = len(await container.companies.pending_qualification(project.id))
         assert job.status is JobStatus.FAILED
         assert job.max_cost_usd == cap
         assert job.error == f"budget of ${cap:,.2f} reached; {left} companies left"
@@ -98,8 +98,8 @@ async def test_a_budget_stops_the_job_before_it_could_pass_and_a_later_job_resum
         assert paid == job.items_done  # every call that was made is a stored verdict
 
         rest, _ = await dispatch.create(project.id, JobType.QUALIFY)
-        await (await provide(container.dispatcher)).join()
-        rest = await (await provide(container.jobs)).get(rest.id)
+        await container.dispatcher.join()
+        rest = await container.jobs.get(rest.id)
         assert rest.status is JobStatus.COMPLETED
         assert rest.items_done == left
         assert len(anthropic.state.requests) == 80  # no company was asked twice

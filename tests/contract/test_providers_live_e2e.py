@@ -4,12 +4,12 @@ fake vendor servers; checks what was stored and the usage recorded with each job
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
-from contextlib import ExitStack
+from contextlib import AsyncExitStack, ExitStack
 from typing import Any
 
 import pytest
 
-from tam.containers import Container, build_container, provide, run_job
+from tam.containers import Services, open_services, run_job
 from tam.domain.model import (
     CompanySourceKind,
     EmailStatus,
@@ -67,22 +67,18 @@ def live_settings(fakes: dict[str, FakeServer], **changes: Any) -> Settings:
 
 
 @pytest.fixture
-async def make_container() -> AsyncIterator[Any]:
-    built: list[Container] = []
+async def make_services() -> AsyncIterator[Any]:
+    """Opens services for a test; they close after it (with the live adapters' HTTP clients)."""
+    async with AsyncExitStack() as stack:
 
-    def make(settings: Settings) -> Container:
-        built.append(build_container(settings))
-        return built[-1]
+        async def make(settings: Settings) -> Services:
+            return await stack.enter_async_context(open_services(settings))
 
-    yield make
-    for container in built:
-        stopped = container.shutdown_resources()  # closes the live adapters' HTTP clients
-        if stopped is not None:
-            await stopped
+        yield make
 
 
-async def run(container: Container, project: Project, job_type: JobType) -> Job:
-    job = await (await provide(container.jobs)).add(Job(project_id=project.id, job_type=job_type))
+async def run(container: Services, project: Project, job_type: JobType) -> Job:
+    job = await container.jobs.add(Job(project_id=project.id, job_type=job_type))
     return await run_job(container, job.id, 60)
 
 
@@ -98,18 +94,18 @@ def sample_project() -> Project:
     )
 
 
-async def test_all_five_steps_run_live_against_the_fakes(fakes: dict[str, FakeServer], make_container: Any) -> None:
-    container = make_container(live_settings(fakes))
-    project = await (await provide(container.projects)).add(sample_project())
+async def test_all_five_steps_run_live_against_the_fakes(fakes: dict[str, FakeServer], make_services: Any) -> None:
+    container = await make_services(live_settings(fakes))
+    project = await container.projects.add(sample_project())
     jobs = {job_type: await run(container, project, job_type) for job_type in ORDER}
 
     for job in jobs.values():
         assert job.status is JobStatus.COMPLETED, (job.job_type, job.error)
         assert job.progress == 100
-        stored = await (await provide(container.jobs)).get(job.id)
+        stored = await container.jobs.get(job.id)
         assert stored.usage == job.usage
 
-    companies = (await (await provide(container.companies)).list(project.id, limit=1000)).items
+    companies = (await container.companies.list(project.id, limit=1000)).items
     sourced = [c for c in companies if c.source is CompanySourceKind.DISCOLIKE]
     refined = [c for c in companies if c.source is CompanySourceKind.DISCOLIKE_REFINE]
     assert len(sourced) == 24 - 2  # the fake's two unusable domains (and its duplicate) were dropped
@@ -119,7 +115,7 @@ async def test_all_five_steps_run_live_against_the_fakes(fakes: dict[str, FakeSe
         assert c.qualification_status is want
         assert c.qualification_reason
 
-    contacts = (await (await provide(container.contacts)).list(project.id, limit=1000)).items
+    contacts = (await container.contacts.list(project.id, limit=1000)).items
     qualified = {c.id for c in sourced if c.qualification_status is QualificationStatus.QUALIFIED}
     assert contacts and {c.company_id for c in contacts} <= qualified
     for contact in contacts:
@@ -158,11 +154,9 @@ async def test_all_five_steps_run_live_against_the_fakes(fakes: dict[str, FakeSe
     }
 
 
-async def test_a_missing_key_fails_only_the_job_that_needs_it(
-    fakes: dict[str, FakeServer], make_container: Any
-) -> None:
-    container = make_container(live_settings(fakes, anthropic_api_key=None))
-    project = await (await provide(container.projects)).add(sample_project())
+async def test_a_missing_key_fails_only_the_job_that_needs_it(fakes: dict[str, FakeServer], make_services: Any) -> None:
+    container = await make_services(live_settings(fakes, anthropic_api_key=None))
+    project = await container.projects.add(sample_project())
     sourced = await run(container, project, JobType.SOURCE_COMPANIES)
     qualify = await run(container, project, JobType.QUALIFY)
     assert sourced.status is JobStatus.COMPLETED
@@ -172,10 +166,10 @@ async def test_a_missing_key_fails_only_the_job_that_needs_it(
 
 
 async def test_transient_faults_are_retried_without_failing_items(
-    fakes: dict[str, FakeServer], make_container: Any
+    fakes: dict[str, FakeServer], make_services: Any
 ) -> None:
-    container = make_container(live_settings(fakes))
-    project = await (await provide(container.projects)).add(sample_project())
+    container = await make_services(live_settings(fakes))
+    project = await container.projects.add(sample_project())
     await run(container, project, JobType.SOURCE_COMPANIES)
     fakes["anthropic"].state.inject("429", times=3, retry_after=0.05)
     fakes["anthropic"].state.inject("529", times=2)

@@ -23,7 +23,6 @@ from starlette.testclient import TestClient
 from tam.adapters.postgres.connection import connect
 from tam.adapters.postgres.migrations import MIGRATIONS_DIR
 from tam.adapters.supabase import repos as supabase_repos
-from tam.containers import build_container
 from tam.entrypoints.api import create_app
 from tam.settings import Settings
 from tests.support.postgres import as_role, run_sync
@@ -323,7 +322,7 @@ def test_the_frontend_flow_through_the_api_with_row_level_security(
         monkeypatch.setenv(name, value)
     auth = {"x-api-key": key}
     frontend = Frontend(supabase_database_url)
-    with TestClient(create_app(build_container(Settings(_env_file=None)))) as api:
+    with TestClient(create_app(Settings(_env_file=None))) as api:
         created = api.post("/api/tam/projects", headers=auth, json={"name": "RLS", "icp": "B2B SaaS"})
         assert created.status_code == 201, created.text
         project_id = created.json()["id"]

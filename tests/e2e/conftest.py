@@ -24,7 +24,6 @@ import pytest
 import redis
 from starlette.testclient import TestClient
 
-from tam.containers import build_container
 from tam.entrypoints.api import create_app
 from tam.settings import Settings
 from tam_fakes import FakeServer
@@ -223,7 +222,7 @@ def make_api(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[dict[str, st
         def make(env: dict[str, str]) -> TestClient:
             for name, value in env.items():
                 monkeypatch.setenv(name, value)
-            return stack.enter_context(TestClient(create_app(build_container(Settings(_env_file=None)))))
+            return stack.enter_context(TestClient(create_app(Settings(_env_file=None))))
 
         yield make
 

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
-from tam.containers import build_container, provide, resources_open
+from tam.containers import open_services
 from tam.domain.model import Job, JobStatus, JobType, NewCompany, Project, QualificationStatus
 from tam.entrypoints.api import create_app
 from tam.settings import Settings
@@ -35,8 +35,8 @@ def embedded(tmp_path: Path, heartbeat_timeout: float = 15) -> Settings:
 
 async def left_running(settings: Settings, heartbeat_age: float) -> tuple[str, str, dict[str, Any]]:
     """What a process that died mid-qualify leaves behind: 5 of 30 companies decided, the job running."""
-    async with resources_open(build_container(settings)) as c:
-        projects, repo, jobs = [await provide(p) for p in (c.projects, c.companies, c.jobs)]
+    async with open_services(settings) as s:
+        projects, repo, jobs = s.projects, s.companies, s.jobs
         project = await projects.add(Project(name="Embedded", icp="B2B SaaS"))
         await repo.add_many(project.id, [NewCompany(name=f"E{i}", domain=f"e{i}.example") for i in range(30)])
         companies = (await repo.list(project.id, limit=100)).items
@@ -66,7 +66,7 @@ def test_serve_resumes_a_job_a_dead_process_left_running(tmp_path: Path) -> None
     settings = embedded(tmp_path, heartbeat_timeout=3)
     project_id, job_id, before = asyncio.run(left_running(settings, heartbeat_age=120))
     assert len(before) == 5
-    with TestClient(create_app(build_container(settings))) as api:
+    with TestClient(create_app(settings)) as api:
         job = wait_for(
             lambda: (j := api.get(f"/api/tam/jobs/{job_id}", headers=AUTH).json())["status"] != "running" and j,
             20,
@@ -84,6 +84,6 @@ def test_serve_resumes_a_job_a_dead_process_left_running(tmp_path: Path) -> None
 def test_a_job_with_a_fresh_heartbeat_is_left_alone(tmp_path: Path) -> None:
     settings = embedded(tmp_path)
     _, job_id, _ = asyncio.run(left_running(settings, heartbeat_age=5))  # maybe another live process's
-    with TestClient(create_app(build_container(settings))) as api:
+    with TestClient(create_app(settings)) as api:
         first = api.get(f"/api/tam/jobs/{job_id}", headers=AUTH).json()
         assert first["status"] == "running" and first["attempts"] == 1

@@ -33,7 +33,6 @@ import asyncpg
 import pytest
 from starlette.testclient import TestClient
 
-from tam.containers import build_container
 from tam.entrypoints.api import create_app
 from tam.settings import Settings
 from tam_fakes import FakeServer
@@ -198,7 +197,7 @@ def rig(migrated_database_url: str, tmp_path_factory: pytest.TempPathFactory) ->
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     try:
-        with TestClient(create_app(build_container(Settings(_env_file=None)))) as api:
+        with TestClient(create_app(Settings(_env_file=None))) as api:
             for worker in workers:
                 worker.wait_ready()
             yield Rig(env, api, pg, redis, db, claude, workers, migrated_database_url)

@@ -15,7 +15,6 @@ import pytest
 import redis
 from starlette.testclient import TestClient
 
-from tam.containers import build_container
 from tam.entrypoints.api import create_app
 from tam.settings import Settings
 
@@ -82,7 +81,7 @@ def wait_for(predicate, timeout: float, step: float = 0.05):  # type: ignore[no-
 def api(env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Iterator[TestClient]:
     for name, value in env.items():
         monkeypatch.setenv(name, value)
-    with TestClient(create_app(build_container(Settings(_env_file=None)))) as client:
+    with TestClient(create_app(Settings(_env_file=None))) as client:
         yield client
 
 

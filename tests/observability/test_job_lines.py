@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 import structlog
 
-from tam.containers import build_container, provide, resources_open
+from tam.containers import open_services
 from tam.domain.model import Job, JobStatus, JobType, Project
 from tam.domain.services.calls import RetryPolicy
 from tam.domain.services.projects import CompanyRow
@@ -62,15 +62,13 @@ async def test_an_attempt_logs_its_start_and_its_end_with_the_calls_summed(captu
         tam_sandbox_latency=0.0,
         redis_url=None,
     )
-    container = build_container(settings)
     fast = RetryPolicy(base_delay=0.001, max_delay=0.002, max_retry_after=0.001, max_attempts=20)
-    container.runner_settings.override(RunnerSettings(policy=fast))
-    async with resources_open(container):
-        project = await (await provide(container.projects)).add(Project(name="Logs", icp="B2B SaaS"))
+    async with open_services(settings, runner_settings=RunnerSettings(policy=fast)) as s:
+        project = await s.projects.add(Project(name="Logs", icp="B2B SaaS"))
         rows = [CompanyRow(name=f"Co {i}", domain=f"co{i}.example.com") for i in range(30)]
-        await (await provide(container.import_companies))(project.id, rows)
-        job = await (await provide(container.jobs)).add(Job(project_id=project.id, job_type=JobType.QUALIFY))
-        ended = (await (await provide(container.job_attempt))(job.id, 60.0, None)).job
+        await s.import_companies(project.id, rows)
+        job = await s.jobs.add(Job(project_id=project.id, job_type=JobType.QUALIFY))
+        ended = (await s.new_attempt()(job.id, 60.0, None)).job
 
     assert ended.status is JobStatus.COMPLETED, ended
     lines = lines_of(captured)

@@ -14,7 +14,6 @@ import pytest
 import structlog
 from starlette.testclient import TestClient
 
-from tam.containers import build_container
 from tam.domain.model import Job, JobType
 from tam.entrypoints.api import create_app
 from tam.logs import JobLogContext, Redactor, configure_logging, secrets_of
@@ -71,8 +70,7 @@ def test_a_refused_key_never_shows_in_logs_or_responses(captured: io.StringIO) -
         )
         auth = {"x-api-key": SERVICE_KEY}
         responses = []
-        container = build_container(settings)
-        with TestClient(create_app(container), raise_server_exceptions=False) as client:
+        with TestClient(create_app(settings), raise_server_exceptions=False) as client:
             project = client.post("/api/tam/projects", headers=auth, json={"name": "Leak check", "icp": "B2B SaaS"})
             project_id = project.json()["id"]
             companies = [{"name": f"Co {i}", "domain": f"co{i}.example.com"} for i in range(5)]

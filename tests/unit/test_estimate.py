@@ -9,7 +9,7 @@ import pytest
 
 from tam.domain.model import Job, JobStatus, JobType, Usage
 from tam.domain.services.estimate import EstimateSettings, as_batch, per_item, qualify_mode
-from tests.api.helpers import AUTH, make_client, make_container, new_project
+from tests.api.helpers import AUTH, make_client, make_settings, new_project, services
 
 
 def test_per_item_learns_from_the_newest_jobs_of_that_type_only() -> None:
@@ -38,8 +38,8 @@ def test_qualify_mode_follows_the_setting_and_the_batch_minimum() -> None:
 
 
 def test_estimate_route_answers_without_running_and_matches_the_sandbox_run() -> None:
-    container = make_container(tam_qualify_mode="online")
-    with make_client(container) as client:
+    settings = make_settings(tam_qualify_mode="online")
+    with make_client(settings) as client:
         project_id = new_project(client)
         companies = [{"name": f"Co {i}", "domain": f"co{i}.example"} for i in range(40)]
         client.post(f"/api/tam/projects/{project_id}/companies", headers=AUTH, json=companies)
@@ -52,7 +52,7 @@ def test_estimate_route_answers_without_running_and_matches_the_sandbox_run() ->
         assert client.get("/api/tam/jobs", headers=AUTH).json()["total"] == 0  # nothing stored
 
         created = client.post("/api/tam/jobs", headers=AUTH, json=body).json()
-        client.portal.call(container.dispatcher().join)  # type: ignore[union-attr]
+        client.portal.call(services(client).dispatcher.join)
         job = client.get(f"/api/tam/jobs/{created['jobId']}", headers=AUTH).json()
         assert job["status"] == JobStatus.COMPLETED
         assert estimate["costUsd"] == pytest.approx(job["costUsd"], rel=0.2)

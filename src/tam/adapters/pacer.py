@@ -26,17 +26,19 @@ import enum
 import logging
 import math
 import uuid
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from tam.adapters.brightdata import GUARD_REASON, REFUSAL_GUARD
 from tam.domain.model import (
     NO_LIMITS,
     NO_SIGNAL,
     ONE_CALL,
     BrokerUnavailable,
     Cost,
+    Provider,
     ProviderPaused,
     RateLimits,
     RateSignal,
@@ -315,3 +317,15 @@ class PacedSlots:
 def minute_interval(limit: float | None) -> float | None:
     """Seconds per unit of a per-minute budget."""
     return None if limit is None or limit <= 0 or math.isinf(limit) else 60.0 / limit
+
+
+def paces(concurrency: Callable[[Provider], int], rate_limits: Callable[[Provider], RateLimits]) -> dict[str, Pace]:
+    """How each provider is paced: calls in flight and per-minute budgets (`Settings.concurrency` and
+    `Settings.rate_limits`), whether its limits are learned from headers, its refusal guard."""
+    out = {}
+    for p in Provider:
+        guard = REFUSAL_GUARD if p is Provider.BRIGHTDATA else None
+        reason = GUARD_REASON.format(most=guard[0], minutes=guard[1] / 60) if guard else ""
+        learns = p in (Provider.CLAUDE, Provider.PROSPEO_SEARCH, Provider.PROSPEO_ENRICH)  # limits in headers
+        out[p.value] = Pace(concurrency(p), rate_limits(p), learns, guard, reason)
+    return out

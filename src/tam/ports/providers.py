@@ -202,3 +202,16 @@ class BatchQualifier(Protocol):
         ...
 
     async def cancel(self, batch_id: str) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Vendors:
+    """The provider adapters a deployment uses (TAM_PROVIDERS: live or sandbox)."""
+
+    qualifier: LLMQualifier
+    company_source: CompanySource
+    person_search: PersonSearch
+    email_finder: EmailFinder
+    linkedin_checker: LinkedinChecker
+    forecaster: UsageForecaster  # what a call would use: estimates, and each call's worst case for budgets
+    batches: BatchQualifier | None = None  # Message Batches (live only: the sandbox simulates online calls)

@@ -217,3 +217,13 @@ class JobRepo(Protocol):
     async def cancel(self, job_id: UUID, at: datetime) -> Job:
         """Cancel a pending or running job; a finished job is returned unchanged."""
         ...
+
+
+@dataclass(frozen=True, slots=True)
+class Store:
+    """One store's four repositories, sharing its connection (TAM_STORE picks the store)."""
+
+    projects: ProjectRepo
+    companies: CompanyRepo
+    contacts: ContactRepo
+    jobs: JobRepo

@@ -10,6 +10,8 @@ from tam.adapters.sandbox.providers import (
     SandboxQualifier,
     SandboxUsageForecaster,
 )
+from tam.ports.providers import Vendors
+from tam.ports.runtime import Clock
 
 __all__ = [
     "SandboxBehaviour",
@@ -19,4 +21,18 @@ __all__ = [
     "SandboxPersonSearch",
     "SandboxQualifier",
     "SandboxUsageForecaster",
+    "sandbox_vendors",
 ]
+
+
+def sandbox_vendors(clock: Clock, seed: int, latency: float, fault_rate: float) -> Vendors:
+    """Every provider simulated (TAM_PROVIDERS=sandbox): seeded answers, latency and faults."""
+    b = SandboxBehaviour(clock, seed, latency, fault_rate=fault_rate)
+    return Vendors(
+        SandboxQualifier(b),
+        SandboxCompanySource(b),
+        SandboxPersonSearch(b),
+        SandboxEmailFinder(b),
+        SandboxLinkedinChecker(b),
+        SandboxUsageForecaster(),
+    )

@@ -1,4 +1,5 @@
-"""The Starlette application: `create_app(container)` wires routes, auth and error mapping."""
+"""The Starlette application: `create_app(settings)` wires routes, auth and error mapping; its lifespan
+opens the services once (`open_services`) and every request uses them."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from tam.containers import Container, provide, resources_open
+from tam.containers import Services, open_services
 from tam.domain.model import TamError
 from tam.entrypoints.api import dashboard, jobs, projects
 from tam.entrypoints.api.errors import (
@@ -29,10 +30,11 @@ from tam.entrypoints.api.errors import (
     on_unexpected,
     on_validation_error,
 )
-from tam.entrypoints.api.http import container, reply
+from tam.entrypoints.api.http import reply, services
 from tam.entrypoints.api.openapi import build_openapi
 from tam.entrypoints.api.schemas import Health, Readiness
 from tam.ports.runtime import JobDispatcher
+from tam.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -71,19 +73,19 @@ READY_CHECK_TIMEOUT_S = 5.0
 async def readyz(request: Request) -> JSONResponse:
     """200 when the store and the broker (with REDIS_URL) both answer; else 503 naming each one
     down. Both are asked again on every call, so readiness comes back with them."""
-    c = container(request)
+    s = services(request)
     down: list[str] = []
     try:
         async with asyncio.timeout(READY_CHECK_TIMEOUT_S):
-            await (await provide(c.jobs)).list(uuid4())
+            await s.jobs.list(uuid4())
     except Exception as exc:
         down.append(f"database unreachable ({_reason(exc)})")
     broker = "embedded"
-    if c.settings().redis_url is not None:
+    if s.settings.redis_url is not None:
         broker = "ok"
         try:
             async with asyncio.timeout(READY_CHECK_TIMEOUT_S):
-                await (await provide(c.dispatcher)).ping()
+                await s.dispatcher.ping()
         except Exception as exc:
             down.append(f"broker (Redis) unreachable ({_reason(exc)})")
     if down:
@@ -99,27 +101,27 @@ def _reason(exc: BaseException) -> str:
 
 
 async def metrics(request: Request) -> Response:
-    exposition = await provide(container(request).metrics)
+    exposition = services(request).metrics
     return Response(await exposition.render(), media_type=exposition.content_type)
 
 
-async def _sweep_forever(c: Container) -> None:
+async def _sweep_forever(s: Services) -> None:
     """Embedded mode has no worker to sweep: jobs whose attempt vanished (an outage outlasted the
     tolerance, a previous process died) are resumed from here."""
-    interval = c.settings().tam_worker_heartbeat_timeout / 3
-    sweep = await provide(c.stale_job_sweep)
+    interval = s.settings.tam_worker_heartbeat_timeout / 3
     while True:
         try:
-            await sweep()
+            await s.stale_job_sweep()
         except Exception as exc:  # the API still serves; the jobs stay `running` for the next sweep
             log.warning("could not resume the jobs left running: %s: %s", type(exc).__name__, exc)
         await asyncio.sleep(interval)
 
 
-def create_app(c: Container, api_key: str | None = None) -> Starlette:
-    """`api_key` defaults to SERVICE_API_KEY; `tam serve` passes a generated one when that is unset."""
+def create_app(settings: Settings, api_key: str | None = None, dispatcher: JobDispatcher | None = None) -> Starlette:
+    """`api_key` defaults to SERVICE_API_KEY; `tam serve` passes a generated one when that is unset.
+    `dispatcher` replaces the one the settings choose (tests)."""
     if api_key is None:
-        secret = c.settings().service_api_key
+        secret = settings.service_api_key
         if secret is None or not secret.get_secret_value():
             raise TamError("SERVICE_API_KEY is not set")
         api_key = secret.get_secret_value()
@@ -130,10 +132,12 @@ def create_app(c: Container, api_key: str | None = None) -> Starlette:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        async with resources_open(c):
+        # Embedded jobs run in this loop; they stop with it (and stay `running`) when the services close.
+        async with open_services(settings, dispatcher=dispatcher) as s:
+            app.state.services = s
             sweeper = None
-            if c.settings().redis_url is None:  # embedded: no worker resumes a dead attempt's jobs
-                sweeper = asyncio.create_task(_sweep_forever(c))
+            if settings.redis_url is None:  # embedded: no worker resumes a dead attempt's jobs
+                sweeper = asyncio.create_task(_sweep_forever(s))
             try:
                 yield
             finally:
@@ -141,9 +145,6 @@ def create_app(c: Container, api_key: str | None = None) -> Starlette:
                     sweeper.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
                         await sweeper
-                # Embedded jobs run in this loop; they stop with it (and stay `running`).
-                dispatcher: JobDispatcher = await provide(c.dispatcher)
-                await dispatcher.aclose()
 
     app = Starlette(
         routes=[
@@ -164,6 +165,5 @@ def create_app(c: Container, api_key: str | None = None) -> Starlette:
         },
         lifespan=lifespan,
     )
-    app.state.container = c
     app.add_middleware(ApiKeyAuth, api_key=api_key)
     return app

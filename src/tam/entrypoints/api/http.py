@@ -9,7 +9,7 @@ from pydantic import BaseModel, TypeAdapter
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from tam.containers import Container
+from tam.containers import Services
 from tam.entrypoints.api.errors import BadRequest
 
 MAX_BODY = 1024 * 1024
@@ -18,8 +18,9 @@ M = TypeVar("M", bound=BaseModel)
 T = TypeVar("T")
 
 
-def container(request: Request) -> Container:
-    return request.app.state.container  # type: ignore[no-any-return]
+def services(request: Request) -> Services:
+    """What the app opened at startup (`create_app`'s lifespan), shared by every request."""
+    return request.app.state.services  # type: ignore[no-any-return]
 
 
 async def read_body(request: Request) -> bytes:

@@ -7,11 +7,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from tam.containers import provide
 from tam.domain.model import InvalidInput, Project, QualificationStatus
 from tam.domain.services.projects import CompanyRow
 from tam.entrypoints.api.errors import BadRequest
-from tam.entrypoints.api.http import by_method, container, parse_body, parse_body_as, parse_query, reply
+from tam.entrypoints.api.http import by_method, parse_body, parse_body_as, parse_query, reply, services
 from tam.entrypoints.api.schemas import (
     CompanyCounts,
     CompanyIn,
@@ -35,9 +34,8 @@ COMPANY_ROWS = TypeAdapter(list[CompanyIn])
 
 async def create_project(request: Request) -> JSONResponse:
     body = await parse_body(request, CreateProjectRequest)
-    create = await provide(container(request).create_project)
     try:
-        project = await create(
+        project = await services(request).create_project(
             Project(
                 name=body.name,
                 icp=body.icp,
@@ -54,16 +52,16 @@ async def create_project(request: Request) -> JSONResponse:
 
 
 async def list_projects(request: Request) -> JSONResponse:
-    found = await (await provide(container(request).projects)).list()
+    found = await services(request).projects.list()
     return reply(ProjectList(items=[ProjectOut.model_validate(p) for p in found], total=len(found)))
 
 
 async def get_project(request: Request) -> JSONResponse:
-    c = container(request)
+    s = services(request)
     project_id = request.path_params["project_id"]
-    project = await (await provide(c.projects)).get(project_id)
-    by_status = await (await provide(c.companies)).count_by_status(project_id)
-    stats = await (await provide(c.contacts)).stats(project_id)
+    project = await s.projects.get(project_id)
+    by_status = await s.companies.count_by_status(project_id)
+    stats = await s.contacts.stats(project_id)
     counts = {s.value: by_status.get(s, 0) for s in QualificationStatus}
     detail = ProjectDetail.model_validate(
         {
@@ -76,12 +74,11 @@ async def get_project(request: Request) -> JSONResponse:
 
 
 async def import_companies(request: Request) -> JSONResponse:
-    c = container(request)
+    s = services(request)
     project_id = request.path_params["project_id"]
     rows = await parse_body_as(request, COMPANY_ROWS)
-    await (await provide(c.projects)).get(project_id)
-    use_case = await provide(c.import_companies)
-    result = await use_case(
+    await s.projects.get(project_id)
+    result = await s.import_companies(
         project_id,
         [
             CompanyRow(
@@ -100,22 +97,20 @@ async def import_companies(request: Request) -> JSONResponse:
 
 
 async def list_companies(request: Request) -> JSONResponse:
-    c = container(request)
+    s = services(request)
     project_id = request.path_params["project_id"]
     query = parse_query(request, CompanyQuery)
-    await (await provide(c.projects)).get(project_id)
-    page = await (await provide(c.companies)).list(
-        project_id, query.status, query.limit, query.offset, q=_search(query.q)
-    )
+    await s.projects.get(project_id)
+    page = await s.companies.list(project_id, query.status, query.limit, query.offset, q=_search(query.q))
     return reply(CompanyPageOut(items=[CompanyOut.model_validate(x) for x in page.items], total=page.total))
 
 
 async def list_contacts(request: Request) -> JSONResponse:
-    c = container(request)
+    s = services(request)
     project_id = request.path_params["project_id"]
     query = parse_query(request, ContactQuery)
-    await (await provide(c.projects)).get(project_id)
-    page = await (await provide(c.contacts)).list(
+    await s.projects.get(project_id)
+    page = await s.contacts.list(
         project_id, query.limit, query.offset, q=_search(query.q), email_status=query.email_status
     )
     return reply(ContactPageOut(items=[ContactOut.model_validate(x) for x in page.items], total=page.total))

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import typer
 
-from tam.containers import provide
 from tam.domain.domains import normalise_domain
 from tam.domain.model import InvalidInput
 from tam.domain.services.projects import CompanyRow
@@ -173,9 +172,9 @@ def import_(
         print(f"tam: {file.name}:{r.line}: {r.reason}", file=sys.stderr)
 
     async def main() -> tuple[int, int]:
-        async with opened() as container:
-            await ensure_project(container, project_id)
-            importer = await provide(container.import_companies)
+        async with opened() as services:
+            await ensure_project(services, project_id)
+            importer = services.import_companies
             inserted = skipped = 0
             for start in range(0, len(rows), BATCH):
                 result = await importer(project_id, rows[start : start + BATCH])

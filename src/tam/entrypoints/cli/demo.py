@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import tempfile
 import time
 from dataclasses import dataclass
@@ -10,7 +11,6 @@ from pathlib import Path
 from uuid import UUID
 
 import typer
-from dependency_injector import providers
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -23,11 +23,9 @@ from rich.progress import (
 )
 from rich.table import Column, Table
 
-from tam.containers import Container, build_container, provide, resources_open, run_job
-from tam.domain.model import Job, JobType, Project, QualificationStatus, Usage
-from tam.domain.model import Progress as JobProgress
-from tam.domain.services.runner import RunnerSettings
-from tam.ports.runtime import ProgressSink
+from tam.containers import Services, open_services, run_job
+from tam.domain.model import Job, JobType, Project, QualificationStatus
+from tam.ports.storage import JobRepo
 from tam.settings import Settings
 
 SAMPLE = Project(
@@ -51,6 +49,7 @@ STEPS = tuple(
     )
 )
 NARROW = 100  # below this many columns the bars leave out the rate and the time left
+REFRESH = 0.2  # seconds between progress writes and redraws
 
 
 class RateColumn(TextColumn):
@@ -62,24 +61,13 @@ class RateColumn(TextColumn):
         return super().render(task) if speed is None else f"{speed:6.1f}/s"
 
 
-class RichProgressSink:
-    """Draws each job's progress as a rich bar, then passes the update on to the store."""
-
-    def __init__(self, inner: ProgressSink, bars: Progress) -> None:
-        self._inner = inner
-        self._bars = bars
-        self.tasks: dict[UUID, TaskID] = {}
-
-    async def publish(self, job_id: UUID, progress: JobProgress, usage: Usage, token: int | None = None) -> Job:
-        task = self.tasks.get(job_id)
-        if task is not None:
-            self._bars.update(
-                task,
-                total=max(progress.items_total, 1),
-                completed=progress.items_done + progress.items_failed,
-                message=progress.message,
-            )
-        return await self._inner.publish(job_id, progress, usage, token)
+async def draw(bars: Progress, task: TaskID, jobs: JobRepo, job_id: UUID, interval: float) -> None:
+    """Draws the job's progress as a rich bar from its row, the one the dashboard and `tam run` read."""
+    while True:
+        await asyncio.sleep(interval)
+        job = await jobs.get(job_id)
+        total = job.items_total
+        bars.update(task, total=max(total, 1), completed=job.items_done + job.items_failed, message=job.message or "")
 
 
 @dataclass
@@ -112,18 +100,17 @@ def register(app: typer.Typer) -> None:
                 tam_sandbox_fault_rate=fault_rate,
                 tam_source_companies_max_records=companies,
             )
-            results = asyncio.run(run_demo(build_container(settings), kept=db is not None))
+            results = asyncio.run(run_demo(settings, kept=db is not None))
         if any(r.job.error for r in results):
             raise SystemExit(1)
 
 
-async def run_demo(container: Container, kept: bool = False) -> list[StepResult]:
+async def run_demo(settings: Settings, kept: bool = False) -> list[StepResult]:
     console = Console()
-    settings: Settings = container.settings()
-    container.runner_settings.override(providers.Object(RunnerSettings(flush_interval=0.2)))
-    async with resources_open(container):
-        projects, jobs = await provide(container.projects), await provide(container.jobs)
-        project = await projects.add(SAMPLE)
+    runner = dataclasses.replace(settings.runner_settings(), flush_interval=REFRESH)
+    async with open_services(settings, runner_settings=runner) as services:
+        jobs = services.jobs
+        project = await services.projects.add(SAMPLE)
         where = settings.tam_sqlite_path if kept else f"{settings.tam_sqlite_path} (temporary; --db PATH keeps it)"
         console.print(f"[bold]tam demo[/]: project [cyan]{project.name}[/], simulated providers")
         console.print(f"SQLite database: {where}")
@@ -141,24 +128,27 @@ async def run_demo(container: Container, kept: bool = False) -> list[StepResult]
             ),
             console=console,
         )
-        sink = RichProgressSink(await provide(container.progress), bars)
-        container.progress.override(providers.Object(sink))
         results = []
         with bars:
             for job_type, label in STEPS:
                 job = await jobs.add(Job(project_id=project.id, job_type=job_type))
-                sink.tasks[job.id] = bars.add_task(label, total=None, message="starting")
+                task = bars.add_task(label, total=None, message="starting")
+                drawing = asyncio.create_task(draw(bars, task, jobs, job.id, REFRESH))
                 started = time.perf_counter()
-                job = await run_job(container, job.id, settings.time_limit(job_type))
+                try:
+                    job = await run_job(services, job.id, settings.time_limit(job_type))
+                finally:
+                    drawing.cancel()
                 results.append(StepResult(label, job, time.perf_counter() - started))
-                bars.update(sink.tasks[job.id], message=job.error or job.message or "")
-        console.print(await summary(container, project, results))
+                done = job.items_done + job.items_failed
+                bars.update(task, total=max(job.items_total, 1), completed=done, message=job.error or job.message or "")
+        console.print(await summary(services, project, results))
         return results
 
 
-async def summary(container: Container, project: Project, results: list[StepResult]) -> Table:
-    counts = await (await provide(container.companies)).count_by_status(project.id)
-    stats = await (await provide(container.contacts)).stats(project.id)
+async def summary(services: Services, project: Project, results: list[StepResult]) -> Table:
+    counts = await services.companies.count_by_status(project.id)
+    stats = await services.contacts.stats(project.id)
     table = Table(title="Summary", show_header=True)
     table.add_column("step")
     table.add_column("status")

@@ -15,7 +15,7 @@ from uuid import UUID
 
 import typer
 
-from tam.containers import Container, provide
+from tam.containers import Services
 from tam.domain.model import Company, Contact, EmailStatus, QualificationStatus
 from tam.entrypoints.cli.session import ensure_project, fail, opened, parse_id, run
 
@@ -84,15 +84,15 @@ def register(app: typer.Typer) -> None:
                 fail(f"unknown {table.value} status {s!r}; expected one of: {', '.join(sorted(values))}")
 
         async def main() -> int:
-            async with opened() as container:
-                await ensure_project(container, project_id)
+            async with opened() as services:
+                await ensure_project(services, project_id)
                 if table is Table.COMPANIES:
                     statuses = [QualificationStatus(s) for s in dict.fromkeys(status)]
                     return write_csv(
-                        output, COMPANY_COLUMNS, [r async for r in company_rows(container, project_id, statuses)]
+                        output, COMPANY_COLUMNS, [r async for r in company_rows(services, project_id, statuses)]
                     )
                 return write_csv(
-                    output, CONTACT_COLUMNS, [r async for r in contact_rows(container, project_id, set(status))]
+                    output, CONTACT_COLUMNS, [r async for r in contact_rows(services, project_id, set(status))]
                 )
 
         count = run(main)
@@ -101,9 +101,9 @@ def register(app: typer.Typer) -> None:
 
 
 async def company_rows(
-    container: Container, project_id: UUID, statuses: Sequence[QualificationStatus]
+    services: Services, project_id: UUID, statuses: Sequence[QualificationStatus]
 ) -> AsyncIterator[list[str]]:
-    repo = await provide(container.companies)
+    repo = services.companies
     wanted: Sequence[QualificationStatus | None] = statuses or [None]
     for status in wanted:
         offset = 0
@@ -116,8 +116,8 @@ async def company_rows(
                 break
 
 
-async def contact_rows(container: Container, project_id: UUID, statuses: set[str]) -> AsyncIterator[list[str]]:
-    repo, companies = await provide(container.contacts), await provide(container.companies)
+async def contact_rows(services: Services, project_id: UUID, statuses: set[str]) -> AsyncIterator[list[str]]:
+    repo, companies = services.contacts, services.companies
     offset = 0
     while True:
         page = await repo.list(project_id, limit=PAGE, offset=offset)

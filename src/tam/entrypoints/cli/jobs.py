@@ -8,7 +8,6 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from tam.containers import provide
 from tam.domain.model import Job, JobStatus
 from tam.domain.pricing import PriceTable
 from tam.entrypoints.cli.session import ensure_project, fail, opened, parse_id, run, wide_console
@@ -45,11 +44,10 @@ def jobs(
     project_id = parse_id(project) if project is not None else None
 
     async def main() -> tuple[list[Job], PriceTable]:
-        async with opened() as container:
+        async with opened() as services:
             if project_id is not None:
-                await ensure_project(container, project_id)
-            repo: JobRepo = await provide(container.jobs)
-            return await repo.list(project_id), await provide(container.prices)
+                await ensure_project(services, project_id)
+            return await services.jobs.list(project_id), services.prices
 
     found, prices = run(main)
     found = found[:limit]
@@ -103,13 +101,11 @@ def cancel(
     """Cancel a pending or running job; its finished items stay."""
 
     async def main() -> Job:
-        async with opened() as container:
-            repo: JobRepo = await provide(container.jobs)
-            found = await _find(repo, job)
+        async with opened() as services:
+            found = await _find(services.jobs, job)
             if found.status.finished:
                 fail(f"job {found.id} is already {found.status.value}; nothing to cancel")
-            clock = await provide(container.clock)
-            return await repo.cancel(found.id, clock.now())
+            return await services.jobs.cancel(found.id, services.clock.now())
 
     done = run(main)
     if done.status is not JobStatus.CANCELLED:  # it finished in the meantime

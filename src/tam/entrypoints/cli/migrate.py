@@ -7,7 +7,7 @@ import sys
 
 import typer
 
-from tam.containers import build_container
+from tam.containers import migrator
 from tam.domain.model import TamError
 from tam.entrypoints.cli.session import load_settings
 
@@ -21,7 +21,7 @@ def register(app: typer.Typer) -> None:
             if settings.tam_store == "memory":
                 print("tam: the memory store has no schema; nothing to migrate")
                 return
-            ran = asyncio.run(build_container(settings).migrator().run())
+            ran = asyncio.run(migrator(settings).run())
         except TamError as exc:
             print(f"tam: migrate failed: {exc}", file=sys.stderr)
             raise typer.Exit(1) from None

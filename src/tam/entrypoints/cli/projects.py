@@ -5,9 +5,7 @@ from __future__ import annotations
 import typer
 from rich.table import Table
 
-from tam.containers import provide
 from tam.domain.model import Project, QualificationStatus
-from tam.domain.services.projects import CreateProject
 from tam.entrypoints.cli.session import fail, opened, run, wide_console
 
 projects_app = typer.Typer(no_args_is_help=True, help="Create and list projects (one TAM list each).")
@@ -41,9 +39,8 @@ def create(
     )
 
     async def main() -> Project:
-        async with opened() as container:
-            create: CreateProject = await provide(container.create_project)
-            return await create(project)
+        async with opened() as services:
+            return await services.create_project(project)
 
     print(run(main).id)
 
@@ -53,10 +50,9 @@ def list_() -> None:
     """List projects with their companies by status and contacts."""
 
     async def main() -> Table:
-        async with opened() as container:
-            projects = await (await provide(container.projects)).list()
-            companies = await provide(container.companies)
-            contacts = await provide(container.contacts)
+        async with opened() as services:
+            projects = await services.projects.list()
+            companies, contacts = services.companies, services.contacts
             table = Table(show_header=True, header_style="bold")
             for column in ("id", "name", "created", "companies", "qualified", "pending", "contacts"):
                 table.add_column(column, justify="right" if column in {"companies", "qualified", "pending"} else "left")

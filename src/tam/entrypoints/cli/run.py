@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import signal
 import sys
 from collections.abc import AsyncIterator
@@ -11,15 +12,12 @@ from datetime import UTC, datetime
 from uuid import UUID
 
 import typer
-from dependency_injector import providers
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from tam.containers import Container, provide
+from tam.containers import Services
 from tam.domain.model import Conflict, InvalidInput, Job, JobStatus, JobType
-from tam.domain.services.estimate import Estimate, EstimateJob
-from tam.domain.services.runner import RunnerSettings
+from tam.domain.services.estimate import Estimate
 from tam.entrypoints.cli.session import ensure_project, fail, load_settings, opened, parse_id, run, wide_console
-from tam.ports.runtime import JobDispatcher
 from tam.ports.storage import JobRepo
 
 POLL_INTERVAL = 0.25  # the job row is read about four times a second
@@ -78,11 +76,12 @@ async def _run(
     max_cost: float | None = None,
     follow: bool = False,
 ) -> int:
-    async with opened() as container:
-        if embedded:  # smoother bars; the worker keeps its one write a second
-            container.runner_settings.override(providers.Object(RunnerSettings(flush_interval=POLL_INTERVAL)))
-        await ensure_project(container, project_id)
-        jobs: JobRepo = await provide(container.jobs)
+    settings = load_settings()
+    # embedded: smoother bars (the worker keeps its one write a second)
+    runner = dataclasses.replace(settings.runner_settings(), flush_interval=POLL_INTERVAL) if embedded else None
+    async with opened(settings, runner_settings=runner) as services:
+        await ensure_project(services, project_id)
+        jobs = services.jobs
         active = await active_job(jobs, project_id, job_type)
         if active is not None and not (follow or await _offer_to_follow(active)):
             fail(
@@ -93,17 +92,17 @@ async def _run(
         if active is not None:
             job = active
             if embedded:  # nothing else runs it: pick it up here, where it stopped
-                await _resume_here(container, job)
+                await _resume_here(services, job)
         else:
             try:
-                job, _task_id = await (await provide(container.dispatch_job)).create(project_id, job_type, max_cost)
+                job, _task_id = await services.dispatch_job.create(project_id, job_type, max_cost)
             except Conflict as exc:  # another `tam run` or the API started one just now
                 fail(f"{exc}; follow it with `tam run {job_type.value} --project {project_id} --follow`")
         if detach:
             print(job.id)
             return 0
-        async with _embedded_jobs(container, embedded):
-            follower = JobFollower(container, jobs, embedded)
+        async with _embedded_jobs(services, embedded):
+            follower = JobFollower(services, embedded)
             return await follower.follow(job)
 
 
@@ -123,24 +122,23 @@ async def _offer_to_follow(job: Job) -> bool:
         return False
 
 
-async def _resume_here(container: Container, job: Job) -> None:
+async def _resume_here(services: Services, job: Job) -> None:
     """Embedded mode: a job without a task is dispatched; one whose process has gone (no heartbeat for
     TAM_WORKER_HEARTBEAT_TIMEOUT s) is dispatched again and resumes; one another `tam run` is running
     is only followed."""
     if job.task_id is None:
-        await (await provide(container.dispatch_job)).dispatch(job)
+        await services.dispatch_job.dispatch(job)
         return
-    clock = await provide(container.clock)
     beat = job.heartbeat_at or job.updated_at or job.created_at
-    if beat is None or (clock.now() - beat).total_seconds() >= container.settings().tam_worker_heartbeat_timeout:
-        await (await provide(container.dispatcher)).dispatch(job)
+    stale_after = services.settings.tam_worker_heartbeat_timeout
+    if beat is None or (services.clock.now() - beat).total_seconds() >= stale_after:
+        await services.dispatcher.dispatch(job)
 
 
 async def _estimate(project_id: UUID, job_type: JobType) -> Estimate:
-    async with opened() as container:
-        await ensure_project(container, project_id)
-        estimate: EstimateJob = await provide(container.estimate_job)
-        return await estimate(project_id, job_type)
+    async with opened() as services:
+        await ensure_project(services, project_id)
+        return await services.estimate_job(project_id, job_type)
 
 
 def format_estimate(e: Estimate) -> str:
@@ -154,20 +152,19 @@ def format_estimate(e: Estimate) -> str:
 
 
 @contextlib.asynccontextmanager
-async def _embedded_jobs(container: Container, embedded: bool) -> AsyncIterator[None]:
+async def _embedded_jobs(services: Services, embedded: bool) -> AsyncIterator[None]:
     """Without Redis the job runs as a task of this loop: let it finish before the store closes."""
     try:
         yield
     finally:
         if embedded:
-            dispatcher: JobDispatcher = await provide(container.dispatcher)
-            await dispatcher.join()
+            await services.dispatcher.join()
 
 
 class JobFollower:
-    def __init__(self, container: Container, jobs: JobRepo, embedded: bool) -> None:
-        self._container = container
-        self._jobs = jobs
+    def __init__(self, services: Services, embedded: bool) -> None:
+        self._services = services
+        self._jobs = services.jobs
         self._embedded = embedded
         self._console = wide_console()
         self._interrupted = asyncio.Event()
@@ -222,8 +219,7 @@ class JobFollower:
             return True
 
     async def _cancel(self, job: Job) -> int:
-        clock = await provide(self._container.clock)
-        job = await self._jobs.cancel(job.id, clock.now())
+        job = await self._jobs.cancel(job.id, self._services.clock.now())
         if job.status is JobStatus.CANCELLED:
             done = f"{job.items_done} of {job.items_total} items were done" if job.items_total else "nothing was done"
             print(f"tam: job {job.id} cancelled ({done}; finished items stay)", file=sys.stderr)

@@ -7,7 +7,6 @@ from typing import Any
 
 import typer
 
-from tam.containers import build_container
 from tam.entrypoints.cli.session import load_settings
 from tam.logs import say
 
@@ -38,7 +37,7 @@ def register(app: typer.Typer) -> None:
             say(f"SERVICE_API_KEY is not set; this run's key is {api_key}", warning=True)
         mode = "jobs go to Redis workers" if settings.redis_url else "jobs run in this process"
         # log_config=None: uvicorn keeps to the JSON logging the CLI set up
-        config = uvicorn.Config(create_app(build_container(settings), api_key), host=host, port=port, log_config=None)
+        config = uvicorn.Config(create_app(settings, api_key), host=host, port=port, log_config=None)
         server = uvicorn.Server(config)
         startup = server.startup
 

@@ -1,4 +1,4 @@
-"""What every data command shares: one container opened on one event loop, and one-line errors."""
+"""What every data command shares: the services opened once on one event loop, and one-line errors."""
 
 from __future__ import annotations
 
@@ -7,13 +7,13 @@ import contextlib
 import os
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import NoReturn, TypeVar
+from typing import Any, NoReturn, TypeVar
 from uuid import UUID
 
 import typer
 from rich.console import Console
 
-from tam.containers import Container, build_container, provide, resources_open
+from tam.containers import Services, open_services
 from tam.domain.model import NotFound, TamError
 from tam.settings import ConfigurationError, Settings
 from tam.settings import load_settings as checked_settings
@@ -45,15 +45,15 @@ def load_settings() -> Settings:
 
 
 @contextlib.asynccontextmanager
-async def opened(settings: Settings | None = None) -> AsyncIterator[Container]:
-    """The container with its resources (database pool or file) open for the length of a command."""
-    async with resources_open(build_container(settings or load_settings())) as container:
-        yield container
+async def opened(settings: Settings | None = None, **overrides: Any) -> AsyncIterator[Services]:
+    """The services, their store and clients open for the length of a command."""
+    async with open_services(settings or load_settings(), **overrides) as services:
+        yield services
 
 
-async def ensure_project(container: Container, project_id: UUID) -> None:
+async def ensure_project(services: Services, project_id: UUID) -> None:
     try:
-        await (await provide(container.projects)).get(project_id)
+        await services.projects.get(project_id)
     except NotFound:
         fail(f"project {project_id} not found")
 

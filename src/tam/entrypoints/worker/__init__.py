@@ -10,7 +10,7 @@ import inspect
 import logging
 import random
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 from uuid import UUID
 
@@ -18,7 +18,7 @@ import dramatiq
 from dramatiq.asyncio import get_event_loop_thread
 from dramatiq.middleware import AsyncIO, CurrentMessage
 
-from tam.containers import Container, build_container, provide
+from tam.containers import ACTOR_NAMES, QUEUE, Services, open_services, redis_broker
 from tam.domain.model import JobType
 from tam.domain.services.dispatch import AttemptEnd
 from tam.entrypoints.worker.supervisor import die_with_parent
@@ -36,18 +36,28 @@ MAX_RETRIES = 0
 BACKSTOP_GRACE_S = 30
 
 
-class ContainerResources(dramatiq.Middleware):
-    """Initialises the container's resources on the AsyncIO middleware's event loop, the loop the
-    actors run on, and shuts them down there after the last message."""
+class OpenServices(dramatiq.Middleware):
+    """Opens the services (`open_services`) once per worker process, on the AsyncIO middleware's event
+    loop (the loop the actors run on): when the worker boots, or by the first message if that comes
+    first (the consumers start before the boot hooks run). Closes them there after the last message."""
 
-    def __init__(self, container: Container) -> None:
-        self._container = container
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._stack = contextlib.AsyncExitStack()
+        self._opening = asyncio.Lock()
+        self._services: Services | None = None
+
+    async def get(self) -> Services:
+        async with self._opening:
+            if self._services is None:
+                self._services = await self._stack.enter_async_context(open_services(self._settings))
+        return self._services
 
     def after_worker_boot(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
-        _on_loop(self._container.init_resources)
+        _on_loop(self.get())
 
     def after_worker_shutdown(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
-        _on_loop(self._container.shutdown_resources)
+        _on_loop(self._stack.aclose())
 
 
 class StopOnShutdown(dramatiq.Middleware):
@@ -98,24 +108,20 @@ class StopOnShutdown(dramatiq.Middleware):
                 work.close()
 
 
-def _on_loop(call: Callable[[], Any]) -> None:
-    async def run() -> None:
-        result = call()
-        if inspect.isawaitable(result):
-            await result
-
+def _on_loop(work: Coroutine[Any, Any, object]) -> None:
     loop_thread = get_event_loop_thread()
     if loop_thread is None:
-        raise RuntimeError("the AsyncIO middleware must boot before ContainerResources")
-    loop_thread.run_coroutine(run())
+        work.close()
+        raise RuntimeError("the AsyncIO middleware must boot before OpenServices")
+    loop_thread.run_coroutine(work)
 
 
 def _perform(
-    container: Container, job_type: JobType, time_limit: float, broker: dramatiq.Broker, shutdown: StopOnShutdown
+    opened: OpenServices, job_type: JobType, time_limit: float, broker: dramatiq.Broker, shutdown: StopOnShutdown
 ) -> Callable[[str], Awaitable[None]]:
     async def run(job_id: str) -> None:
         message = CurrentMessage.get_current_message()
-        attempt = await provide(container.job_attempt)
+        attempt = (await opened.get()).new_attempt()
         result = await attempt(UUID(job_id), time_limit, message.message_id if message is not None else None)
         log.debug("job %s (%s): attempt ended %s %s", job_id, job_type.value, result.end.value, result.detail)
         if result.end is AttemptEnd.RETRY and message is not None:
@@ -124,7 +130,7 @@ def _perform(
     async def perform(job_id: str) -> None:
         await shutdown.run(broker, run(job_id))
 
-    perform.__name__ = container.actor_names()[job_type]
+    perform.__name__ = ACTOR_NAMES[job_type]
     return perform
 
 
@@ -133,8 +139,8 @@ class StaleJobSweeper(dramatiq.Middleware):
     worker died, or their message was lost) and enqueues them again (StaleJobSweep: one new message per
     stale job however many processes sweep)."""
 
-    def __init__(self, container: Container, interval: float) -> None:
-        self._container = container
+    def __init__(self, opened: OpenServices, interval: float) -> None:
+        self._opened = opened
         self._interval = interval
         self._task: asyncio.Future[None] | None = None
 
@@ -148,7 +154,7 @@ class StaleJobSweeper(dramatiq.Middleware):
             self._task.cancel()
 
     async def _sweep_forever(self) -> None:
-        sweep = await provide(self._container.stale_job_sweep)  # one, so it remembers what it watched
+        sweep = (await self._opened.get()).stale_job_sweep  # one per process: it remembers what it watched
         while True:
             await asyncio.sleep(self._interval * random.uniform(0.5, 1.0))
             try:
@@ -159,37 +165,38 @@ class StaleJobSweeper(dramatiq.Middleware):
 
 
 def declare_actors(
-    broker: dramatiq.Broker, container: Container, settings: Settings, shutdown: StopOnShutdown | None = None
+    broker: dramatiq.Broker, opened: OpenServices, settings: Settings, shutdown: StopOnShutdown | None = None
 ) -> list[dramatiq.Actor[Any, Any]]:
     shutdown = shutdown or StopOnShutdown()
     actors = []
-    for job_type, name in container.actor_names().items():
+    for job_type, name in ACTOR_NAMES.items():
         limit = settings.time_limit(job_type)
         declare = dramatiq.actor(
             actor_name=name,
-            queue_name=container.queue_name(),
+            queue_name=QUEUE,
             broker=broker,
             max_retries=MAX_RETRIES,
             min_backoff=1_000,
             max_backoff=5_000,
             time_limit=int((limit + BACKSTOP_GRACE_S) * 1000),
         )
-        actors.append(declare(_perform(container, job_type, limit, broker, shutdown)))
+        actors.append(declare(_perform(opened, job_type, limit, broker, shutdown)))
     return actors
 
 
-def build_worker_broker(container: Container) -> dramatiq.Broker:
-    broker: dramatiq.Broker = container.broker()
+def build_worker_broker(settings: Settings) -> dramatiq.Broker:
+    broker: dramatiq.Broker = redis_broker(settings)
     broker.add_middleware(AsyncIO())
     broker.add_middleware(CurrentMessage())
-    # before ContainerResources: its after_worker_boot runs after theirs (reverse order), on an open store
-    broker.add_middleware(StaleJobSweeper(container, container.settings().tam_worker_heartbeat_timeout / 3))
-    # after AsyncIO: `after_*` hooks run in reverse order, so resources close while its loop still runs
-    broker.add_middleware(ContainerResources(container))
+    opened = OpenServices(settings)
+    # before OpenServices: its after_worker_boot runs after theirs (reverse order), on open services
+    broker.add_middleware(StaleJobSweeper(opened, settings.tam_worker_heartbeat_timeout / 3))
+    # after AsyncIO: `after_*` hooks run in reverse order, so the services close while its loop still runs
+    broker.add_middleware(opened)
     shutdown = StopOnShutdown()
     broker.add_middleware(shutdown)
     dramatiq.set_broker(broker)
-    declare_actors(broker, container, container.settings(), shutdown)
+    declare_actors(broker, opened, settings, shutdown)
     return broker
 
 
@@ -204,7 +211,7 @@ def setup() -> None:
     if settings.redis_url is None:
         raise SystemExit("tam worker: REDIS_URL is not set (without it, `tam serve` runs jobs itself)")
     configure_logging(json=True, secrets=secrets_of(settings), level=level_from_env())
-    build_worker_broker(build_container(settings))
+    build_worker_broker(settings)
 
 
 __all__ = ["StopOnShutdown", "build_worker_broker", "declare_actors", "setup"]
