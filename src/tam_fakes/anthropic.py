@@ -118,6 +118,14 @@ def expected_qualified(domain: str) -> bool:
     return unit("qualify", domain) < 0.5
 
 
+def asked_domain(body: Any) -> str | None:
+    """The company a Messages request asks about (tests tell which company was asked twice)."""
+    if not isinstance(body, dict) or not body.get("messages"):
+        return None
+    match = _DOMAIN.search(_user_text(body))
+    return match.group(1) if match else None
+
+
 def count_tokens(rules: ModelRules, text: str) -> int:
     return max(1, round(len(text) / rules.chars_per_token)) if text else 0
 

@@ -52,6 +52,8 @@ class Recorded:
     query: list[tuple[str, str]]
     headers: dict[str, str]
     body: Any
+    at: float = field(default_factory=time.monotonic)  # when it arrived (the test process's clock)
+    peer: str = ""  # the client's host:port, to tell which process asked
 
 
 @dataclass
@@ -193,7 +195,12 @@ async def arrive(
         body = raw.decode(errors="replace")
     state.requests.append(
         Recorded(
-            request.method, request.url.path, list(request.query_params.multi_items()), dict(request.headers), body
+            request.method,
+            request.url.path,
+            list(request.query_params.multi_items()),
+            dict(request.headers),
+            body,
+            peer=f"{request.client.host}:{request.client.port}" if request.client else "",
         )
     )
     wait = state.admit()

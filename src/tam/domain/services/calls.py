@@ -42,7 +42,9 @@ class Stopped(Exception):
 
 
 class ProviderCalls:
-    """Shared by every worker of one job run, so the outage streak spans the whole job."""
+    """Shared by every worker of one job run, so the outage streak spans the whole job. `gate`, if
+    given, runs once a call is admitted and just before it starts; it raises Stopped to keep the call
+    from being made."""
 
     def __init__(
         self,
@@ -53,8 +55,10 @@ class ProviderCalls:
         rng: random.Random | None = None,
         observer: CallObserver | None = None,
         budget: Budget | None = None,
+        gate: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self._limiter = limiter
+        self._gate = gate
         self._clock = clock
         self._policy = policy
         self._stop = stop
@@ -114,6 +118,8 @@ class ProviderCalls:
 
     async def _admitted(self, provider: str, fn: Callable[[], Awaitable[A]], cost: Cost) -> A:
         async with self._limiter.slot(provider, cost) as admission:
+            if self._gate is not None:  # the last word before paying (the runner: is the lease still ours?)
+                await self._gate()
             with self._observed(provider):
                 try:
                     result = await fn()

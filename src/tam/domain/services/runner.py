@@ -106,6 +106,7 @@ class _Execution:
         self.lost: LeaseLost | None = None
         self.cancelled = False
         self.ticking: asyncio.Future[None] | None = None
+        self.checking: asyncio.Future[None] | None = None  # a lease check the workers share
         self.flushing = asyncio.Lock()  # one flush at a time, so progress follows the stored results
         self.finished_item = asyncio.Event()
         self.last_beat = runner._clock.monotonic()
@@ -123,6 +124,7 @@ class _Execution:
             random.Random(seed) if seed is not None else None,
             runner._observer,
             budget,
+            gate=self.confirm_lease,
         )
 
     async def run(self) -> Job:
@@ -159,9 +161,14 @@ class _Execution:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
-            if self.ticking is not None:  # let a write the ticker had begun finish before the last one
-                await asyncio.gather(self.ticking, return_exceptions=True)
+            for write in (self.ticking, self.checking):  # let a write begun finish before the last one
+                if write is not None:
+                    await asyncio.gather(write, return_exceptions=True)
         if self.lost is not None:
+            # Answers paid for and not stored yet are still stored: a result goes only over an
+            # unfinished item, so never over one the newer attempt finished.
+            with contextlib.suppress(TamError):
+                await self.weather.run(self.step.flush)
             raise self.lost
         await self.flush()
         return await self.finish(project)
@@ -172,10 +179,10 @@ class _Execution:
             await self.weather.clear.wait()
             if self.stop.is_set():
                 return
-            if self.r._clock.monotonic() - self.last_beat > self.r._settings.lease_check_after:
-                await self.flush()  # its answer says whether a newer attempt took the job meanwhile
-                if self.stop.is_set():
-                    return
+            try:
+                await self.confirm_lease()
+            except Stopped:
+                return
             try:
                 item = queue.get_nowait()
             except asyncio.QueueEmpty:
@@ -195,6 +202,18 @@ class _Execution:
             else:
                 self.totals.add(outcome)
             self.finished_item.set()
+
+    async def confirm_lease(self) -> None:
+        """Before a paid call: an attempt that went `lease_check_after` without a heartbeat (it was
+        paused: SIGSTOP, a long GC, a partition) writes one first, and its answer says whether a newer
+        attempt took the job meanwhile. Raises Stopped if the attempt must start nothing more. The
+        workers share one check: a paused attempt wakes with all of them at this gate at once."""
+        if self.r._clock.monotonic() - self.last_beat > self.r._settings.lease_check_after:
+            if self.checking is None or self.checking.done():
+                self.checking = asyncio.ensure_future(self.flush())
+            await asyncio.shield(self.checking)
+        if self.stop.is_set():
+            raise Stopped
 
     async def commit(self) -> None:
         """Group commit: whatever results arrived while the previous write ran go in the next one."""
