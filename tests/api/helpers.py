@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -31,6 +31,9 @@ class RecordingDispatcher:
 
     async def ping(self) -> None:
         return None
+
+    async def holds(self, task_ids: Collection[str]) -> set[str]:
+        return {job.task_id for job in self.dispatched if job.task_id in task_ids}
 
     async def join(self) -> None:
         return None

@@ -514,3 +514,31 @@ def test_dispatch_while_redis_is_down_then_after(rig: Rig) -> None:
     job = finished(rig, job_id)
     samples = sampler.stop()
     assert_outcome(rig, project_id, domains, job, samples, calls, calls.began)
+
+
+def test_a_dispatched_job_whose_message_was_lost(rig: Rig) -> None:
+    """A job dispatched (it has a task id) whose message never reached a worker: the sweep of a live
+    worker notices that Redis holds no message for it and sends one again, under the same task id."""
+    project_id, domains = seed(rig, "lostmsg")
+    calls = CallLog(rig)
+    task_id = uuid.uuid4().hex
+    job_id = str(
+        rig.pg.fetchval(
+            "insert into tam_job_queue (project_id, job_type, status, task_id) values ($1, 'qualify', 'pending', $2)"
+            " returning id",
+            UUID(project_id),
+            task_id,
+        )
+    )
+    dispatched_at = time.monotonic()
+    sampler = Sampler(rig.admin_url, job_id)
+    started = wait_for(lambda: (row := rig.pg.job(job_id)).attempts > 0 and row, 60, what="the job started")
+    job = finished(rig, job_id)
+    samples = sampler.stop()
+    report(
+        f"a dispatched job whose message was lost: started {started.t - dispatched_at:.1f} s after its dispatch "
+        f"(heartbeat timeout {HEARTBEAT_TIMEOUT} s), completed {job.t - dispatched_at:.1f} s after it"
+    )
+    assert job.attempts == 1
+    assert rig.pg.fetchval("select task_id from tam_job_queue where id = $1", UUID(job_id)) == task_id
+    assert_outcome(rig, project_id, domains, job, samples, calls, dispatched_at)

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from concurrent.futures import ThreadPoolExecutor
 
 import dramatiq
+import dramatiq.errors
 import redis
 from dramatiq.brokers.redis import RedisBroker
+from dramatiq.common import dq_name
 
 from tam.domain.model import BrokerUnavailable, Job, JobType
 
@@ -120,6 +122,28 @@ class DramatiqJobDispatcher:
         except redis.RedisError as exc:
             raise BrokerUnavailable(f"the job broker (REDIS_URL) is unreachable: {type(exc).__name__}") from None
         return job.task_id
+
+    async def holds(self, task_ids: Collection[str]) -> set[str]:
+        """The task ids among `task_ids` whose message Redis still holds: queued, delayed, or delivered
+        and not acknowledged yet (Dramatiq keeps a message's body in `<queue>.msgs` until its ack).
+        Reads every message body of the queue: there is one per job, so a few at a time."""
+        wanted = set(task_ids)
+        if not wanted:
+            return set()
+        keys = [f"{self._broker.namespace}:{name}.msgs" for name in (self._queue, dq_name(self._queue))]
+        try:
+            bodies = await asyncio.to_thread(lambda: [body for key in keys for body in self._broker.client.hvals(key)])
+        except redis.RedisError as exc:
+            raise BrokerUnavailable(f"the job broker (REDIS_URL) is unreachable: {type(exc).__name__}") from None
+        held = set()
+        for body in bodies:
+            try:
+                message_id = dramatiq.Message.decode(body if isinstance(body, bytes) else str(body).encode()).message_id
+            except dramatiq.errors.DecodeError:
+                continue
+            if message_id in wanted:
+                held.add(message_id)
+        return held
 
     async def join(self) -> None:
         return None  # the jobs run in `tam worker` processes, not here

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from typing import Any
 from uuid import UUID
 
@@ -30,14 +30,26 @@ class InProcessJobDispatcher:
         self._time_limit = time_limit
         self._max_rounds = max_rounds
         self._tasks: set[asyncio.Task[None]] = set()
+        self._task_ids: dict[asyncio.Task[None], str] = {}
 
     async def dispatch(self, job: Job) -> str:
         if job.task_id is None:
             raise ValueError("dispatch needs a claimed task id")
-        task = asyncio.create_task(self._run(job.id, job.job_type, job.task_id), name=f"tam-job-{job.id}")
+        task_id = job.task_id
+        task = asyncio.create_task(self._run(job.id, job.job_type, task_id), name=f"tam-job-{job.id}")
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        return job.task_id
+        self._task_ids[task] = task_id
+        task.add_done_callback(self._forget)
+        return task_id
+
+    def _forget(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        self._task_ids.pop(task, None)
+
+    async def holds(self, task_ids: Collection[str]) -> set[str]:
+        """The task ids among `task_ids` that a task of this process is running or about to run. A job
+        dispatched by a process that has since exited is held by none."""
+        return set(task_ids) & set(self._task_ids.values())
 
     async def _run(self, job_id: UUID, job_type: JobType, task_id: str) -> None:
         limit = self._time_limit(job_type)

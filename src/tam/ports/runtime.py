@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from typing import Literal, Protocol
@@ -74,6 +75,11 @@ class JobDispatcher(Protocol):
 
     async def ping(self) -> None:
         """Raise BrokerUnavailable when jobs could not be handed over now (readiness)."""
+        ...
+
+    async def holds(self, task_ids: Collection[str]) -> set[str]:
+        """Which of these task ids still have a message waiting or being run (not yet acknowledged);
+        a task id missing from the answer lost its message. BrokerUnavailable when it cannot tell."""
         ...
 
     async def join(self) -> None:

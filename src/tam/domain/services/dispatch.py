@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from uuid import UUID, uuid4
@@ -101,6 +101,19 @@ class DispatchJob:
         log.info("job %s: running with no heartbeat since %s; enqueued again", job.id, job.heartbeat_at)
         await self._enqueue(job.with_(task_id=task_id), previous=job.task_id)
         return True
+
+    async def without_message(self, jobs: Sequence[Job]) -> list[Job]:
+        """The dispatched jobs among `jobs` whose message the broker no longer holds (neither waiting nor
+        being run): acknowledged without running, or lost with the broker's data."""
+        held = await self._dispatcher.holds([job.task_id for job in jobs if job.task_id])
+        return [job for job in jobs if job.task_id and job.task_id not in held]
+
+    async def redeliver(self, job: Job) -> None:
+        """Send a message again under the job's own task id, for a job that never started and whose
+        message is gone. Two sweepers that do it at once send two messages for one task: the lease lets
+        one attempt run, and the other delivery leaves."""
+        log.info("job %s: %s, never started, and its message is gone; enqueued again", job.id, job.status.value)
+        await self._dispatcher.dispatch(job)
 
     async def _enqueue(self, job: Job, previous: str | None) -> None:
         try:
@@ -217,10 +230,13 @@ class JobAttempt:
 
 
 class StaleJobSweep:
-    """Finds running jobs whose attempt is gone (no heartbeat for the heartbeat timeout: its worker died,
-    or its message was lost) and enqueues each again under a new task id; the task id swap is atomic,
-    so however many workers sweep at once, one message goes out per stale job. `tam worker` runs it
-    periodically, `tam serve` in embedded mode too. Returns the jobs requeued.
+    """Finds running jobs whose attempt is gone (no heartbeat for the heartbeat timeout: its worker died)
+    and enqueues each again under a new task id; the task id swap is atomic, so however many workers
+    sweep at once, one message goes out per stale job. A job dispatched a heartbeat timeout ago that
+    never started is enqueued again only if the broker lost its message (it was acknowledged without
+    running, or Redis lost it; in embedded mode, the process that had it exited): a pending job under
+    its own task id, a running one under a new one. A job still waiting in the queue keeps its place.
+    `tam worker` runs it periodically, `tam serve` in embedded mode too. Returns the jobs enqueued.
 
     A sweeper judges only what it has watched for a whole heartbeat timeout with the database
     reachable: after an outage every heartbeat looks old, but the attempts that were waiting it out
@@ -247,14 +263,26 @@ class StaleJobSweep:
         if now - self._watching_since < self._heartbeat_timeout:
             return []
         stale_before = self._clock.now() - timedelta(seconds=self._heartbeat_timeout)
-        resumed = []
+        started, unstarted = [], []
         for job in listed:
-            if job.status is not JobStatus.RUNNING or not job.task_id or job.held(stale_before):
-                continue  # a running row without a task was never triggered: /api/tam/run does that
-            try:
-                if await self._dispatch.requeue_stale(job):
+            if job.status.finished or not job.task_id or job.held(stale_before):
+                continue  # a row without a task was never triggered: /api/tam/run does that
+            if job.attempts > 0:
+                if job.status is JobStatus.RUNNING:
+                    started.append(job)  # its attempt is gone: its heartbeat stopped
+            elif job.updated_at is None or job.updated_at < stale_before:
+                unstarted.append(job)  # dispatched a while ago and not started: queued, or lost?
+        resumed = []
+        try:
+            # A job that waits its turn in the queue is left there; one whose message is gone goes again.
+            lost = await self._dispatch.without_message(unstarted) if unstarted else []
+            for job in started + lost:
+                if job.status is JobStatus.PENDING:
+                    await self._dispatch.redeliver(job)
                     resumed.append(job)
-            except InfrastructureError:
-                self._watching_since = None
-                raise
+                elif await self._dispatch.requeue_stale(job):
+                    resumed.append(job)
+        except InfrastructureError:
+            self._watching_since = None
+            raise
         return resumed
