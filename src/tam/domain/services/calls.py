@@ -20,10 +20,12 @@ from tam.domain.model import (
     Usage,
 )
 from tam.domain.services.budget import Budget
+from tam.domain.services.weather import Weather
 from tam.ports.providers import Answer
 from tam.ports.runtime import CallObserver, CallOutcome, Clock, ConcurrencyLimiter, SilentCallObserver
 
 A = TypeVar("A", bound=Answer)
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,7 +46,7 @@ class Stopped(Exception):
 class ProviderCalls:
     """Shared by every worker of one job run, so the outage streak spans the whole job. `gate`, if
     given, runs once a call is admitted and just before it starts; it raises Stopped to keep the call
-    from being made."""
+    from being made. `weather`: the attempt's, for `stored`."""
 
     def __init__(
         self,
@@ -56,9 +58,11 @@ class ProviderCalls:
         observer: CallObserver | None = None,
         budget: Budget | None = None,
         gate: Callable[[], Awaitable[None]] | None = None,
+        weather: Weather | None = None,
     ) -> None:
         self._limiter = limiter
         self._gate = gate
+        self._weather = weather
         self._clock = clock
         self._policy = policy
         self._stop = stop
@@ -129,6 +133,13 @@ class ProviderCalls:
                     raise
             admission.settle(result.rate)
             return result
+
+    async def stored(self, write: Callable[[], Awaitable[T]]) -> T:
+        """Store what paid calls brought: a database outage is waited out with the answers held (the
+        attempt's Weather: no new paid call starts meanwhile), never answered by asking again."""
+        if self._weather is None:
+            return await write()
+        return await self._weather.run(write)
 
     @property
     def note(self) -> str | None:

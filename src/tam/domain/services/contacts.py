@@ -71,7 +71,8 @@ class FindContacts:
             lookups = [group.create_task(self._email(person, item, calls)) for person in people]
         emails = [task.result() for task in lookups]
         contacts = [_contact(project, item, p, e) for p, e in zip(people, emails, strict=True)]
-        inserted = await self._contacts.record_company_contacts(item, contacts, self._clock.now())
+        # paid for: an outage is waited out holding them, not answered by searching again
+        inserted = await calls.stored(lambda: self._contacts.record_company_contacts(item, contacts, self._clock.now()))
         usage = sum((e.usage for e in emails), found.usage)
         with_email = sum(1 for e in emails if e.email)
         return Outcome(usage=usage, tally={"contacts": inserted, "emails": with_email})

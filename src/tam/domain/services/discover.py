@@ -41,7 +41,7 @@ class _Discover:
     async def process(self, project: Project, item: DiscoveryQuery, calls: ProviderCalls) -> Outcome:
         worst = Usage.of(discolike_records=item.max_records)  # DiscoLike bills the records it returns
         found = await calls.call(Provider.DISCOLIKE, lambda: self._source.discover(item), worst)
-        result = await self._companies.add_many(project.id, found.companies)
+        result = await calls.stored(lambda: self._companies.add_many(project.id, found.companies))
         return Outcome(usage=found.usage, tally={"added": result.inserted, "skipped": result.skipped})
 
     async def fail(self, project: Project, item: DiscoveryQuery, reason: str) -> None:

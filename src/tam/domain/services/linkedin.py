@@ -56,7 +56,7 @@ class CheckLinkedin:
         result = await calls.call(Provider.BRIGHTDATA, lambda: self._checker.check(item), worst)
         wanted = {t.contact_id for t in item}
         checked = [c for c in result.checks if c.active is not None and c.contact_id in wanted]
-        await self._contacts.record_linkedin(checked, self._clock.now())
+        await calls.stored(lambda: self._contacts.record_linkedin(checked, self._clock.now()))
         active = sum(1 for c in checked if c.active)
         return Outcome(
             done=len(checked),

@@ -86,7 +86,8 @@ class QualifyCompanies:
             if answer is not None and not answer.retry:  # a refusal, say: the item fails, its usage counts
                 if not answer.usage:
                     raise PermanentItemError(Provider.CLAUDE, answer.error or "Claude batch request failed")
-                await self.fail(project, item, answer.error or "Claude batch request failed")
+                error = answer.error or "Claude batch request failed"
+                await calls.stored(lambda: self.fail(project, item, error))
                 return Outcome(done=0, failed=self.weight(item), usage=answer.usage)
             spent = answer.usage if answer is not None else NO_USAGE  # then asked again online
         worst = self._forecaster.qualify_call(project, item, warm_cache=False).worst if self._forecaster else NO_USAGE
@@ -100,7 +101,8 @@ class QualifyCompanies:
                 raise
             # Paid calls that came to nothing (a refusal, an answer cut at max_tokens): the item
             # fails as the runner would fail it, and the job's usage still counts what they cost.
-            await self.fail(project, item, str(exc))
+            reason = str(exc)
+            await calls.stored(lambda: self.fail(project, item, reason))
             return Outcome(done=0, failed=self.weight(item), usage=spent + exc.usage)
         return self._record(item, verdict, spent + verdict.usage)
 

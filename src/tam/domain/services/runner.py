@@ -125,6 +125,7 @@ class _Execution:
             runner._observer,
             budget,
             gate=self.confirm_lease,
+            weather=self.weather,
         )
 
     async def run(self) -> Job:

@@ -42,6 +42,8 @@ class Weather:
         while True:
             try:
                 result = await call()
+            except OutageTooLong:
+                raise  # an inner wait already gave up: the attempt ends
             except InfrastructureError as exc:
                 now = self._clock.monotonic()
                 self.interrupted = True
