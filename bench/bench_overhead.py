@@ -1,5 +1,6 @@
 """Overhead benchmark (issue 6, benchmark 2): 10,000 companies through `qualify` by a real `tam worker`
-process on PostgreSQL, with the fake Claude answering at once (in its own process).
+process on PostgreSQL, with the fake Claude answering at once (in its own process) and announcing a
+rate limit (1,000,000/min) the pacer never waits for.
 
 Setup: a scratch database on the server (`tam migrate`), a private Redis database (REDIS_URL: the
 Dramatiq broker and the Redis limiter), `tam worker --processes 1 --threads 1` in its own session with
@@ -56,6 +57,9 @@ from worker_process import (
 )
 
 API_KEY = "bench-key"
+# The rate limit the fake announces: high enough that the pacer never holds a call back for it, so the
+# figures are the worker's cost, not the fake's default budget of 4,000/min (66 calls/s).
+FAKE_RPM = 1_000_000
 STATS_FLUSH_S = 11  # PostgreSQL 15 backends flush their statistics after at most 10 s idle
 
 
@@ -206,7 +210,10 @@ async def main() -> None:
     db_url = await create_database(args.server)
     try:
         migrate({"TAM_STORE": "postgres", "DATABASE_URL": db_url})
-        with FakeProcess("anthropic", api_key=API_KEY, latency=0.0) as fake, tempfile.TemporaryDirectory() as tmp:
+        with (
+            FakeProcess("anthropic", api_key=API_KEY, latency=0.0, rate_limit=FAKE_RPM) as fake,
+            tempfile.TemporaryDirectory() as tmp,
+        ):
             result = await measure(args, fake, db_url, Path(tmp))
     finally:
         await drop_database(args.server, db_url)
