@@ -6,6 +6,8 @@ The fake announces a rate limit of 1,000,000 requests a minute, so the pacer nev
 for the vendor's budget: this measures CPU, not the rate limit (the fake's default is 4,000/min).
 
 Usage: .venv/bin/python bench/profile_overhead.py [--companies 2000] [--top 40] [--no-profile] [--uvloop]
+       [--limiter local] [--callers NAME ...]
+--limiter local keeps the pacer's state in memory (no REDIS_URL): the difference is the Redis pacer's cost.
 Prints companies/s, CPU per company (this process, and the fake's) and yappi's functions by own CPU
 time and by CPU time with callees (profiling adds its own overhead: compare the unprofiled figure).
 """
@@ -20,6 +22,7 @@ import sys
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -32,6 +35,16 @@ from worker_process import create_database, drop_database, flush_redis, migrate,
 FAKE_RPM = 1_000_000
 
 
+def yappi_callers(stats: Any, target: Any) -> list[tuple[str, int]]:
+    """(caller, number of calls) of one function, from yappi's call graph."""
+    found = []
+    for s in stats:
+        for child in s.children:
+            if child.full_name == target.full_name:
+                found.append((f"{s.name} {Path(s.module).name}:{s.lineno}", child.ncall))
+    return found
+
+
 async def main(args: argparse.Namespace) -> None:
     url = redis_url(args.redis, args.redis_db)
     db = await create_database(args.server)
@@ -41,7 +54,7 @@ async def main(args: argparse.Namespace) -> None:
             cfg = Settings(
                 tam_store="postgres",
                 database_url=db,
-                redis_url=url,
+                redis_url=url if args.limiter == "redis" else None,
                 tam_providers="live",
                 anthropic_api_key="bench-key",
                 anthropic_base_url=fake.url,
@@ -83,6 +96,12 @@ async def main(args: argparse.Namespace) -> None:
                                 where = f"{Path(s.module).name}:{s.lineno}"
                                 print(f"{value / n * 1000:8.4f}  {s.ncall / n:7.2f} calls  {s.name}  {where}")
                             del out
+                        for name in args.callers:
+                            for s in stats:
+                                if s.name == name:
+                                    print(f"\n== callers of {name} ({Path(s.module).name}:{s.lineno})")
+                                    for parent in sorted(yappi_callers(stats, s), key=lambda p: -p[1])[:8]:
+                                        print(f"{parent[1] / n:7.2f} calls from  {parent[0]}")
     finally:
         flush_redis(url)
         await drop_database(args.server, db)
@@ -93,7 +112,11 @@ if __name__ == "__main__":
     parser.add_argument("--companies", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=10)
     parser.add_argument("--top", type=int, default=40)
+    parser.add_argument("--callers", nargs="*", default=[], help="print who calls these functions (by name)")
     parser.add_argument("--no-profile", action="store_true", help="measure CPU only, without yappi")
+    parser.add_argument(
+        "--limiter", choices=("redis", "local"), default="redis", help="local: the pacer's state in memory"
+    )
     parser.add_argument("--uvloop", action="store_true", help="run on uvloop's event loop")
     parser.add_argument(
         "--server", default=os.environ.get("TAM_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import socket
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
+import anthropic as anthropic_sdk
 import pytest
 
 from tam.adapters.claude import ClaudeQualifier
@@ -82,7 +84,13 @@ async def test_the_request_for_sonnet_5_5(claude: ClaudeQualifier, anthropic: Fa
     [sent] = anthropic.state.calls("/v1/messages")
     body: dict[str, Any] = sent.body
     assert sent.headers["authorization"] == "Bearer fake-key-123"
-    assert sent.headers["x-stainless-retry-count"] == "0"
+    # Every header the SDK would send (API version, authentication, user agent), though the call
+    # goes around the SDK's request machinery (tam.adapters.claude_messages).
+    sdk = anthropic_sdk.AsyncAnthropic(api_key="fake-key-123", max_retries=0)
+    expected = {k.lower(): v for k, v in sdk.default_headers.items() if isinstance(v, str)}
+    await sdk.close()
+    expected["x-stainless-async"] = "async:asyncio"
+    assert {k: sent.headers.get(k) for k in expected} == expected
     assert body["model"] == "claude-sonnet-5-5"
     # Effort low (TAM_CLAUDE_EFFORT's default) and room for adaptive thinking plus the verdict.
     assert body["output_config"]["effort"] == "low"
@@ -236,3 +244,15 @@ async def test_a_rejected_request_is_an_item_error_and_changes_nothing(
     await claude.qualify(project(), company())
     last = anthropic.state.requests[-1].body
     assert "output_config" in last and "tool_choice" not in last and len(last["messages"]) == 1
+
+
+async def test_a_refused_connection_is_transient() -> None:
+    with socket.socket() as sock:  # a port nobody listens on once it is closed
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    adapter = live_adapter("claude", f"http://127.0.0.1:{port}")
+    try:
+        with pytest.raises(TransientProviderError, match="Claude: connection failed"):
+            await adapter.qualify(project(), company())
+    finally:
+        await adapter.aclose()

@@ -17,10 +17,17 @@ Every call's tokens, and each max_tokens stop and refusal, are counted in the us
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from tam.adapters.claude_answers import TOOL_NAME, VERDICT_SCHEMA, read_message
 from tam.adapters.claude_cache import PrefixWarmup, prefix_key, worth_caching
+from tam.adapters.claude_messages import (
+    MessagesClient,
+    MessagesConnectionError,
+    MessagesStatusError,
+    MessagesTimeout,
+)
 from tam.adapters.claude_models import profile_for
 from tam.adapters.claude_prompt import system_blocks, system_text
 from tam.adapters.claude_rate import TokenEstimator, combined, rate_signal
@@ -45,7 +52,8 @@ SETTING = "ANTHROPIC_API_KEY"
 
 
 def anthropic_client(api_key: str, base_url: str | None, timeout: float, connect_timeout: float) -> AsyncAnthropic:
-    """The SDK client every Claude adapter uses, built on the running loop."""
+    """The SDK client of the batch adapter, built on the running loop (the online calls go through
+    `MessagesClient`, which takes its URL and headers from the SDK)."""
     import anthropic  # ~1 s to import: only when a qualify job actually runs
 
     return anthropic.AsyncAnthropic(
@@ -54,8 +62,7 @@ def anthropic_client(api_key: str, base_url: str | None, timeout: float, connect
         # The job runner owns retries and backoff; the SDK would sleep any retry-after, uncapped.
         max_retries=0,
         timeout=anthropic.Timeout(timeout, connect=connect_timeout),
-        # aiohttp under the SDK: about a quarter less CPU per call than its default transport
-        # (bench/bench_overhead.py, docs/benchmarks.md), and CPU is what bounds a worker.
+        # aiohttp under the SDK: about a quarter less CPU per call than its default transport.
         http_client=anthropic.DefaultAioHttpClient(),
     )
 
@@ -88,15 +95,18 @@ class ClaudeQualifier(LLMQualifier):
         self._warm_first = warm_cache_first
         self._warmup = PrefixWarmup()
         self._tokens = TokenEstimator()
-        self._client: AsyncAnthropic | None = None
+        self._client: MessagesClient | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
-    def _ensure(self) -> AsyncAnthropic:
+    async def _messages(self) -> MessagesClient:
+        """The Messages client of the running loop, opened on first use (and again on another loop)."""
         if self._api_key is None:
             raise missing_key(PROVIDER, SETTING)
         loop = asyncio.get_running_loop()
         if self._client is None or self._loop is not loop:
-            self._client = anthropic_client(self._api_key, self._base_url, self._timeout, self._connect_timeout)
+            self._client = await MessagesClient.open(
+                self._api_key, self._base_url, self._timeout, self._connect_timeout
+            )
             self._loop = loop
         return self._client
 
@@ -161,39 +171,41 @@ class ClaudeQualifier(LLMQualifier):
             return Verdict(answer.qualified, answer.reason, usage, signal)
 
     async def _create(self, params: dict[str, Any]) -> tuple[Any, RateSignal]:
-        import anthropic
-
-        client = self._ensure()
+        client = await self._messages()
         cached = self._warm_first and any("cache_control" in block for block in params["system"])
         key = prefix_key(self._model, params["system"][0]["text"]) if cached else None
         try:
             async with self._warmup.call(key):
-                raw = await client.messages.with_raw_response.create(**params)
-                message = await raw.parse()
-                usage = getattr(message, "usage", None)
-                self._tokens.learn(params, usage)
-                return message, rate_signal(raw.headers, usage)
-        except anthropic.APITimeoutError as exc:
+                message, headers = await client.create(params)
+        except MessagesTimeout as exc:
             raise TransientProviderError(PROVIDER, "Claude: request timed out") from exc
-        except anthropic.APIConnectionError as exc:
-            raise TransientProviderError(PROVIDER, f"Claude: connection failed ({type(exc).__name__})") from exc
-        except anthropic.APIStatusError as exc:
-            raise self._status_error(exc) from exc
-        except (anthropic.APIResponseValidationError, ValueError):  # a body that is not a Message
-            return None, RateSignal(spent=Cost(1))  # read_message reports it; it is retried once
+        except MessagesConnectionError as exc:
+            raise TransientProviderError(PROVIDER, f"Claude: connection failed ({exc})") from exc
+        except MessagesStatusError as exc:
+            raise status_error(exc.status, exc.body, exc.headers) from exc
+        if message is None:  # a body that is not a Message: read_message reports it; it is retried once
+            return None, RateSignal(spent=Cost(1))
+        usage = message.usage
+        self._tokens.learn(params, usage)
+        return message, rate_signal(headers, usage)
 
     def _status_error(self, exc: Any) -> CredentialError | TransientProviderError | PermanentItemError:
-        status = int(exc.status_code)
-        body = exc.response.text
-        error = classify_status(PROVIDER, SETTING, status, body, exc.response.headers)
-        if error is not None:
-            return error
-        return PermanentItemError(PROVIDER, f"Claude: HTTP {status} {excerpt(body, 160)}")
+        """An SDK APIStatusError (the batch adapter's calls) mapped as an online answer's status."""
+        return status_error(int(exc.status_code), exc.response.text, exc.response.headers)
 
     async def aclose(self) -> None:
         client, self._client = self._client, None
         if client is not None and self._loop is asyncio.get_running_loop():
-            await client.close()
+            await client.aclose()
+
+
+def status_error(
+    status: int, body: str, headers: Mapping[str, str]
+) -> CredentialError | TransientProviderError | PermanentItemError:
+    error = classify_status(PROVIDER, SETTING, status, body, headers)
+    if error is not None:
+        return error
+    return PermanentItemError(PROVIDER, f"Claude: HTTP {status} {excerpt(body, 160)}")
 
 
 def describe(company: Company) -> str:

@@ -23,6 +23,15 @@ VERDICT_SCHEMA: dict[str, Any] = {
 }
 
 
+class Attrs(dict[str, Any]):
+    """A JSON object whose keys read as attributes too (None when missing), like the SDK's models:
+    `json.loads(text, object_hook=Attrs)` reads a Message for `read_message` at a fraction of the
+    CPU of building the SDK's models."""
+
+    def __getattr__(self, key: str) -> Any:
+        return self.get(key)
+
+
 @dataclass(frozen=True, slots=True)
 class Answer:
     """One Message read: the verdict, or `problem` saying why there is none; its stop reason; usage."""

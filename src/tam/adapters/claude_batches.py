@@ -24,7 +24,7 @@ from uuid import UUID
 import httpx
 
 from tam.adapters.claude import PROVIDER, SETTING, ClaudeQualifier, anthropic_client
-from tam.adapters.claude_answers import read_message
+from tam.adapters.claude_answers import Attrs, read_message
 from tam.adapters.http import classify_status, excerpt, missing_key, reveal
 from tam.domain.model import Company, PermanentItemError, Project, TransientProviderError, Usage
 from tam.domain.pricing import batch_unit
@@ -70,13 +70,6 @@ def encode_requests(requests: Iterable[tuple[str, dict[str, Any]]]) -> bytes:
 
 
 _COMPACT = (",", ":")
-
-
-class _Attrs(dict[str, Any]):
-    """A JSON object whose keys read as attributes too (None when missing), like the SDK's models."""
-
-    def __getattr__(self, key: str) -> Any:
-        return self.get(key)
 
 
 def batch_usage(usage: Usage) -> Usage:
@@ -178,7 +171,7 @@ class ClaudeBatchQualifier(BatchQualifier):
                 async for text in response.aiter_lines():
                     if not text.strip():
                         continue
-                    line = json.loads(text, object_hook=_Attrs)
+                    line = json.loads(text, object_hook=Attrs)
                     try:
                         company_id = UUID(hex=str(line.custom_id))
                     except ValueError:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import time
 from collections.abc import AsyncIterator, Callable
@@ -28,6 +29,7 @@ def worth_caching(profile: ModelProfile, prefix_text: str) -> bool:
     return tokens_at_least(prefix_text) >= profile.cache_min_tokens
 
 
+@functools.lru_cache(maxsize=256)
 def prefix_key(model: str, prefix_text: str) -> str:
     return hashlib.sha256(f"{model}\0{prefix_text}".encode()).hexdigest()
 

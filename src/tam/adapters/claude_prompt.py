@@ -9,6 +9,7 @@ verdicts consistent from one company to the next.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 RULES = """You qualify companies for a B2B go-to-market team. For each company you receive a few facts
@@ -164,8 +165,10 @@ read its categories, customer type, size and geography, decide which of them it 
 requirements (words like "only", "must", explicit ranges), and score every company against it."""
 
 
+@functools.lru_cache(maxsize=256)
 def system_text(project_name: str, icp: str) -> str:
-    """Rules, rubric and the ICP: the part of every request that is the same for one project."""
+    """Rules, rubric and the ICP: the part of every request that is the same for one project (one
+    string per project, built once: every call of a job asks for it several times)."""
     return f"{RULES}\n\n{RUBRIC}\n\nICP of project {project_name!r}:\n{icp.strip()}"
 
 

@@ -13,9 +13,8 @@ with the answer's usage; the estimator learns how far its character count is fro
 
 from __future__ import annotations
 
-import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Hashable, Mapping
 from typing import Any
 
 from tam.domain.model import Cost, RateLimits, RateSignal
@@ -64,12 +63,24 @@ class TokenEstimator:
     the ratio of real to estimated tokens seen so far."""
 
     def __init__(self) -> None:
-        self._warm: set[str] = set()
+        self._warm: set[Hashable] = set()
         self._ratio = 1.25  # start high: an overestimate only holds a call back until its correction
 
-    def _prefix_key(self, request: Mapping[str, Any]) -> str:
-        prefix = json.dumps([request.get("model"), request.get("tools"), request.get("system")], sort_keys=True)
-        return hashlib.sha256(prefix.encode()).hexdigest()
+    def _prefix_key(self, request: Mapping[str, Any]) -> Hashable:
+        """What makes the cached prefix: the model, the tools and the system blocks. A tuple, not a
+        digest of their JSON: the system text (~10 KB, one string per project) hashes once."""
+        system = request.get("system")
+        blocks = system if isinstance(system, list) else [{"text": system or ""}]
+        tools = request.get("tools")
+        return (
+            request.get("model"),
+            json.dumps(tools, sort_keys=True) if tools else None,
+            tuple(
+                (str(b.get("text", "")), json.dumps(b.get("cache_control"), sort_keys=True))
+                for b in blocks
+                if isinstance(b, dict)
+            ),
+        )
 
     def _raw(self, request: Mapping[str, Any]) -> tuple[float, bool]:
         system = request.get("system")
