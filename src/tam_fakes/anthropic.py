@@ -30,7 +30,7 @@ from starlette.routing import Route
 
 from tam_fakes.anthropic_batches import routes as batch_routes
 from tam_fakes.anthropic_cache import PromptCache
-from tam_fakes.base import CountInFlight, FakeState, arrive, unit
+from tam_fakes.base import CountInFlight, FakeState, arrive, read_body, unit
 from tam_fakes.ratelimit import anthropic_budgets, charge_message
 
 _ERROR_TYPES = {
@@ -317,13 +317,6 @@ def _request_id() -> str:
     return "req_" + uuid.uuid4().hex[:24]
 
 
-def _peek(raw: bytes) -> Any:
-    try:
-        return json.loads(raw) if raw else None
-    except ValueError:
-        return None
-
-
 def create_app(state: FakeState) -> Any:
     cache = PromptCache(lambda: state.options.get("clock", time.monotonic)())
     tokens = anthropic_budgets(state.options)  # ITPM / OTPM (options input_tpm, output_tpm): tam_fakes.ratelimit
@@ -349,11 +342,11 @@ def create_app(state: FakeState) -> Any:
 
     async def messages(request: Request) -> Response:
         # The cache is looked up on arrival and written when the answer is ready (after the latency).
-        early = _peek(await request.body())
+        early = read_body(await request.body())  # parsed once: ~10 KB of system prompt per request
         plan = None
         if isinstance(early, dict) and (known := MODELS.get(str(early.get("model")))) is not None:
             plan = cache.plan(early, lambda text: count_tokens(known, text), known.cache_min_tokens)
-        body, fault, answer = await arrive(request, state, authorised, _error)
+        body, fault, answer = await arrive(request, state, authorised, _error, early)
         if answer is not None:
             return answer
         if not request.headers.get("anthropic-version"):

@@ -183,16 +183,26 @@ def unit(*key: object) -> float:
 ErrorRender = Callable[[int, str, dict[str, str]], Response]
 
 
+def read_body(raw: bytes) -> Any:
+    """A request body as JSON, or as text when it is not JSON (None when empty)."""
+    try:
+        return json.loads(raw) if raw else None
+    except ValueError:
+        return raw.decode(errors="replace")
+
+
 async def arrive(
-    request: Request, state: FakeState, authorised: Callable[[Request], bool], error: ErrorRender
+    request: Request,
+    state: FakeState,
+    authorised: Callable[[Request], bool],
+    error: ErrorRender,
+    body: Any = None,
 ) -> tuple[Any, Fault | None, Response | None]:
     """Records the request, applies latency and the next fault. Returns (json body, fault that the
-    handler must render itself, or a response to send as is)."""
-    raw = await request.body()
-    try:
-        body = json.loads(raw) if raw else None
-    except ValueError:
-        body = raw.decode(errors="replace")
+    handler must render itself, or a response to send as is). `body`: the handler read it already
+    (`read_body`)."""
+    if body is None:
+        body = read_body(await request.body())
     state.requests.append(
         Recorded(
             request.method,
