@@ -75,11 +75,7 @@ class TokenEstimator:
         return (
             request.get("model"),
             json.dumps(tools, sort_keys=True) if tools else None,
-            tuple(
-                (str(b.get("text", "")), json.dumps(b.get("cache_control"), sort_keys=True))
-                for b in blocks
-                if isinstance(b, dict)
-            ),
+            tuple((str(b.get("text", "")), repr(b.get("cache_control"))) for b in blocks if isinstance(b, dict)),
         )
 
     def _raw(self, request: Mapping[str, Any]) -> tuple[float, bool]:
@@ -91,7 +87,8 @@ class TokenEstimator:
         if not warm and request.get("tools"):
             chars += len(json.dumps(request["tools"]))
         for message in request.get("messages") or []:
-            chars += len(json.dumps(message.get("content", "")))
+            content = message.get("content", "")
+            chars += len(content) if isinstance(content, str) else len(json.dumps(content))
         return chars / 4, cacheable
 
     def cost(self, request: Mapping[str, Any]) -> Cost:

@@ -64,12 +64,25 @@ class PrometheusCallObserver:
             registry=self.registry,
         )
 
+        # The labelled children, kept: `labels()` takes a lock and builds a key on every call.
+        self._in_flight_of: dict[str, Any] = {}
+        self._latency_of: dict[tuple[str, str], Any] = {}
+
+    def _gauge(self, provider: str) -> Any:
+        gauge = self._in_flight_of.get(provider)
+        if gauge is None:
+            gauge = self._in_flight_of[provider] = self._in_flight.labels(provider)
+        return gauge
+
     def call_started(self, provider: str) -> None:
-        self._in_flight.labels(provider).inc()
+        self._gauge(provider).inc()
 
     def call_finished(self, provider: str, seconds: float, outcome: CallOutcome) -> None:
-        self._in_flight.labels(provider).dec()
-        self._latency.labels(provider, outcome).observe(max(seconds, 0.0))
+        self._gauge(provider).dec()
+        histogram = self._latency_of.get((provider, outcome))
+        if histogram is None:
+            histogram = self._latency_of[(provider, outcome)] = self._latency.labels(provider, outcome)
+        histogram.observe(max(seconds, 0.0))
         if outcome == "throttled":
             self._throttled.labels(provider).inc()
 

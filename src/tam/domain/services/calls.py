@@ -142,6 +142,11 @@ class ProviderCalls:
         return await self._weather.run(write)
 
     @property
+    def budgeted(self) -> bool:
+        """A budget holds each call's worst case (`call`'s `worst`): without one it is not needed."""
+        return self._budget is not None
+
+    @property
     def note(self) -> str | None:
         """Why calls are being held back right now (for the job's message), if they are."""
         return "; ".join(self._notes.values()) or None

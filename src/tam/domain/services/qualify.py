@@ -90,7 +90,9 @@ class QualifyCompanies:
                 await calls.stored(lambda: self.fail(project, item, error))
                 return Outcome(done=0, failed=self.weight(item), usage=answer.usage)
             spent = answer.usage if answer is not None else NO_USAGE  # then asked again online
-        worst = self._forecaster.qualify_call(project, item, warm_cache=False).worst if self._forecaster else NO_USAGE
+        worst = NO_USAGE  # only a budget holds the worst case (the forecast costs CPU on every call)
+        if self._forecaster is not None and calls.budgeted:
+            worst = self._forecaster.qualify_call(project, item, warm_cache=False).worst
         try:
             cost = self._qualifier.cost(project, item)  # what the rate budgets must hold for this call
             verdict = await calls.call(
