@@ -24,6 +24,13 @@ declare
     v_new tam_job_queue;
     v_active tam_job_queue;
 begin
+    -- The claim commits without waiting for its WAL flush (for the rest of the calling transaction:
+    -- alone, as the adapters call it). What follows it, the message in Redis, is not fsynced either; a
+    -- PostgreSQL crash may forget the claims of its last moments (3 x wal_writer_delay, 0.6 s by
+    -- default): a message whose claim was lost still runs the job (tam_start_job accepts a job without
+    -- a task id) or is fenced off by the lease; a repeated POST /api/tam/run claims again. Under a busy
+    -- disk the flush costs more than the rest of the call (docs/benchmarks.md, dispatch).
+    perform set_config('synchronous_commit', 'off', true);
     -- The lock of the requested (project, type): every claim for it waits here, so the reads below see
     -- the others' claims committed. A request naming the wrong project or type only takes a lock
     -- nobody else needs, and is refused below.

@@ -75,31 +75,33 @@ async def test_redis_away_refuses_every_waiting_dispatch_then_recovers(redis_ser
 class BlockingBroker:
     """A broker whose enqueue blocks its thread until released; records each call's thread."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, parallel: int) -> None:
         self._loop = loop
-        self.entered = asyncio.Event()
+        self._parallel = parallel
+        self.all_threads_busy = asyncio.Event()
         self.release = threading.Event()
         self.threads: list[str] = []
         self.client = redis.Redis()  # closed by aclose, never connected
 
     def enqueue(self, message: object) -> None:
         self.threads.append(threading.current_thread().name)
-        self._loop.call_soon_threadsafe(self.entered.set)
+        if len(self.threads) == self._parallel:
+            self._loop.call_soon_threadsafe(self.all_threads_busy.set)
         assert self.release.wait(timeout=30), "never released"
 
 
-async def test_the_blocking_enqueue_runs_on_a_thread_of_its_own_and_the_loop_goes_on() -> None:
-    broker = BlockingBroker(asyncio.get_running_loop())
+async def test_the_blocking_enqueue_runs_on_threads_of_its_own_and_the_loop_goes_on() -> None:
+    broker = BlockingBroker(asyncio.get_running_loop(), parallel=4)
     dispatcher = DramatiqJobDispatcher(broker)  # type: ignore[arg-type]
     try:
-        first = asyncio.create_task(dispatcher.dispatch(a_job()))
-        await asyncio.wait_for(broker.entered.wait(), timeout=30)  # the loop runs while the enqueue blocks
-        others = [asyncio.create_task(dispatcher.dispatch(a_job())) for _ in range(5)]
-        await asyncio.sleep(0.01)
-        assert not first.done() and len(broker.threads) == 1  # the others wait for the first batch
+        dispatches = [asyncio.create_task(dispatcher.dispatch(a_job())) for _ in range(10)]
+        # the loop runs while four enqueues block their threads; the other six wait for a free one
+        await asyncio.wait_for(broker.all_threads_busy.wait(), timeout=30)
+        await asyncio.sleep(0.05)
+        assert len(broker.threads) == 4 and not any(d.done() for d in dispatches)
         broker.release.set()
-        await asyncio.wait_for(asyncio.gather(first, *others), timeout=30)
-        assert len(broker.threads) == 6 and all(name.startswith("tam-enqueue") for name in broker.threads)
+        await asyncio.wait_for(asyncio.gather(*dispatches), timeout=30)
+        assert len(broker.threads) == 10 and all(name.startswith("tam-enqueue") for name in broker.threads)
     finally:
         broker.release.set()
         await dispatcher.aclose()

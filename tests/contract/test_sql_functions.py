@@ -120,6 +120,23 @@ async def test_dispatch_job_validates_and_claims_in_one_call(pg_pool: Any) -> No
         await pg_pool.fetchrow(dispatch, uuid4(), project_id, "qualify", "x")
 
 
+async def test_dispatch_job_commits_without_waiting_for_the_wal_flush(pg_pool: Any) -> None:
+    """Its transaction commits asynchronously (the Redis message that follows is not fsynced either);
+    the session's setting is left as it was."""
+    project_id = await a_project(pg_pool)
+    job_id = await pg_pool.fetchval(
+        "insert into tam_job_queue (project_id, job_type) values ($1, 'qualify') returning id", project_id
+    )
+    async with pg_pool.acquire() as conn:
+        before = await conn.fetchval("show synchronous_commit")
+        async with conn.transaction():
+            await conn.fetchrow(
+                "select * from tam_dispatch_job($1, $2, 'qualify', 't', now(), now())", job_id, project_id
+            )
+            assert await conn.fetchval("show synchronous_commit") == "off"
+        assert await conn.fetchval("show synchronous_commit") == before
+
+
 async def test_dispatch_job_requeues_a_running_job_with_no_heartbeat(pg_pool: Any) -> None:
     project_id = await a_project(pg_pool)
     job_id = await pg_pool.fetchval(

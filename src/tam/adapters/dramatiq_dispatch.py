@@ -41,52 +41,65 @@ def build_redis_broker(url: str, heartbeat_timeout_ms: int = HEARTBEAT_TIMEOUT_M
     )
 
 
-class _EnqueueThread:
-    """Runs the broker's blocking `enqueue` (redis-py, synchronous) on one thread of its own, so the
-    event loop never waits on Redis. The messages that arrive while a batch is being sent go together
-    in the next one: one hand-over to the thread per batch, where `asyncio.to_thread` paid one per
-    message. Each message keeps its own outcome (a RedisError for it alone). One event loop at a time."""
+Waiting = list[tuple[dramatiq.Message[None], asyncio.Future[None]]]
 
-    def __init__(self, enqueue: Callable[[dramatiq.Message[None]], object]) -> None:
+
+class _EnqueueThreads:
+    """Runs the broker's blocking `enqueue` (redis-py, synchronous) on a few threads of its own, so the
+    event loop never waits on Redis. A message goes out at once while fewer than `parallel` batches are
+    in Redis; otherwise it waits, and the messages waiting go together when a thread frees: one
+    hand-over to a thread per batch (`asyncio.to_thread` paid one per message), while a slow Redis
+    still has `parallel` calls in flight. Each message keeps its own outcome (a RedisError for it alone).
+    One event loop at a time."""
+
+    def __init__(self, enqueue: Callable[[dramatiq.Message[None]], object], parallel: int = 4) -> None:
         self._enqueue = enqueue
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tam-enqueue")
-        self._waiting: list[tuple[dramatiq.Message[None], asyncio.Future[None]]] = []
-        self._sender: asyncio.Task[None] | None = None
+        self._parallel = parallel
+        self._executor = ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="tam-enqueue")
+        self._waiting: Waiting = []
+        self._in_flight = 0
 
     async def send(self, message: dramatiq.Message[None]) -> None:
         loop = asyncio.get_running_loop()
         sent: asyncio.Future[None] = loop.create_future()
         self._waiting.append((message, sent))
-        if self._sender is None:
-            self._sender = loop.create_task(self._send_waiting(loop), name="tam-enqueue")
+        if self._in_flight < self._parallel:
+            self._start(loop)
         await sent
 
-    async def _send_waiting(self, loop: asyncio.AbstractEventLoop) -> None:
-        batch: list[tuple[dramatiq.Message[None], asyncio.Future[None]]] = []
+    def _start(self, loop: asyncio.AbstractEventLoop) -> None:
+        batch, self._waiting = self._waiting, []
         try:
-            while self._waiting:
-                batch, self._waiting = self._waiting, []
-                errors = await loop.run_in_executor(self._executor, self._send_all, [m for m, _ in batch])
-                for (_, sent), error in zip(batch, errors, strict=True):
-                    if sent.done():
-                        continue
-                    if error is None:
-                        sent.set_result(None)
-                    else:
-                        sent.set_exception(error)
-                batch = []
-        except (Exception, asyncio.CancelledError) as exc:  # the loop is closing, or the thread was shut down
-            for _, sent in batch + self._waiting:
-                if not sent.done():
-                    sent.set_exception(redis.ConnectionError(f"enqueue stopped: {type(exc).__name__}"))
-            self._waiting = []
-            if isinstance(exc, asyncio.CancelledError):
-                raise
-        finally:
-            self._sender = None
+            future = loop.run_in_executor(self._executor, self._send_all, [m for m, _ in batch])
+        except RuntimeError as exc:  # the executor was shut down (the dispatcher is closed)
+            self._settle(batch, [redis.ConnectionError(f"enqueue stopped: {exc}")] * len(batch))
+            return
+        self._in_flight += 1
+        future.add_done_callback(lambda done: self._sent(loop, batch, done))
 
-    def _send_all(self, messages: list[dramatiq.Message[None]]) -> list[redis.RedisError | None]:
-        errors: list[redis.RedisError | None] = []
+    def _sent(
+        self, loop: asyncio.AbstractEventLoop, batch: Waiting, done: asyncio.Future[list[Exception | None]]
+    ) -> None:
+        self._in_flight -= 1
+        if done.cancelled() or done.exception() is not None:
+            self._settle(batch, [redis.ConnectionError("enqueue stopped")] * len(batch))
+        else:
+            self._settle(batch, done.result())
+        if self._waiting and self._in_flight < self._parallel:
+            self._start(loop)
+
+    @staticmethod
+    def _settle(batch: Waiting, errors: list[Exception | None]) -> None:
+        for (_, sent), error in zip(batch, errors, strict=True):
+            if sent.done():  # its caller went away
+                continue
+            if error is None:
+                sent.set_result(None)
+            else:
+                sent.set_exception(error)
+
+    def _send_all(self, messages: list[dramatiq.Message[None]]) -> list[Exception | None]:
+        errors: list[Exception | None] = []
         for message in messages:
             try:
                 self._enqueue(message)
@@ -103,7 +116,7 @@ class DramatiqJobDispatcher:
     def __init__(self, broker: RedisBroker, queue: str = QUEUE) -> None:
         self._broker = broker
         self._queue = queue
-        self._thread = _EnqueueThread(broker.enqueue)
+        self._threads = _EnqueueThreads(broker.enqueue)
 
     async def dispatch(self, job: Job) -> str:
         """Enqueue `tam_<step>(job_id)` with the job's claimed task id as the message id."""
@@ -118,7 +131,7 @@ class DramatiqJobDispatcher:
             message_id=job.task_id,
         )
         try:
-            await self._thread.send(message)
+            await self._threads.send(message)
         except redis.RedisError as exc:
             raise BrokerUnavailable(f"the job broker (REDIS_URL) is unreachable: {type(exc).__name__}") from None
         return job.task_id
@@ -151,7 +164,7 @@ class DramatiqJobDispatcher:
     async def aclose(self) -> None:
         """Close the broker's Redis connections (the API calls this when it stops)."""
         client = self._broker.client
-        await asyncio.to_thread(self._thread.close)
+        await asyncio.to_thread(self._threads.close)
         await asyncio.to_thread(client.close)
         client.connection_pool.disconnect()  # a pool passed in is not closed by close()
 
