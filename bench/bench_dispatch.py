@@ -4,9 +4,11 @@ One `tam serve` process (uvicorn, one process) with TAM_STORE=postgres on a scra
 REDIS_URL on a private Redis database, so every dispatch claims a task id in PostgreSQL and enqueues a
 Dramatiq message on Redis; no worker runs during the load part. The load generator is `wrk` (Debian's
 package; one thread, C keep-alive connections on loopback, a Lua script giving every request a job of
-its own), or with `--client httpx` this process (an httpx async client, which spends ~4 ms of CPU per
-request itself, so it measures the client more than the server). Side by side, `GET /healthz` under
-the same load gives the floor of the stack (uvicorn + Starlette) without the database and Redis.
+its own, each in a project of its own), or with `--client httpx` this process (an httpx async client,
+which spends ~4 ms of CPU per request itself, so it measures the client more than the server). Side by
+side, `GET /healthz` under the same load gives the floor of the stack (uvicorn + Starlette) without the
+database and Redis; the table gives its ratio to `/run` per repetition, and the CPU per request of the
+server process (all its threads), of the PostgreSQL backends serving it, and of the client (/proc).
 Then, with a `tam worker` running (fake Claude answering at once, in its own process), jobs of 20
 companies are dispatched one at a time through the API, and this process samples the job row every
 2 ms for the first progress the worker writes (`heartbeat_at` set: status running, "Qualified 0 of 20").
@@ -123,6 +125,19 @@ async def create_jobs(db_url: str, n: int, companies: int = 0) -> list[tuple[str
     finally:
         await conn.close()
     return [(str(r["id"]), str(r["project_id"])) for r in rows]
+
+
+async def backends_cpu(db_url: str) -> dict[int, float]:
+    """CPU seconds so far of each PostgreSQL backend serving the scratch database (the server's pool;
+    this bench's own connection left out), read from /proc: PostgreSQL runs on this machine."""
+    conn = await asyncpg.connect(db_url)
+    try:
+        pids = await conn.fetch(
+            "select pid from pg_stat_activity where datname = current_database() and pid <> pg_backend_pid()"
+        )
+    finally:
+        await conn.close()
+    return {r["pid"]: cpu_seconds(r["pid"]) for r in pids}
 
 
 WRK_SCRIPT = """
@@ -281,13 +296,15 @@ async def main() -> None:
                 tmpdir = Path(tmp)
 
                 async def measure(path: str, jobs: list[tuple[str, str]] | None, seconds: float) -> dict[str, Any]:
-                    cpu = cpu_seconds(serve.proc.pid)
+                    cpu, pg_before = cpu_seconds(serve.proc.pid), await backends_cpu(db_url)
                     if args.client == "wrk":
                         r = wrk_load(serve.url, path, jobs, seconds, args.connections, tmpdir)
                     else:
                         r = await load(serve.url, path, jobs, seconds, args.connections)
-                    cpu = cpu_seconds(serve.proc.pid) - cpu
+                    cpu, pg_after = cpu_seconds(serve.proc.pid) - cpu, await backends_cpu(db_url)
+                    pg = sum(c - pg_before.get(pid, 0.0) for pid, c in pg_after.items())
                     r["server_cpu_ms_per_request"] = cpu / max(r["requests"], 1) * 1000
+                    r["postgres_cpu_ms_per_request"] = pg / max(r["requests"], 1) * 1000
                     return r
 
                 await measure("/api/tam/run", await create_jobs(db_url, 6000), 2)  # warm up
@@ -333,6 +350,7 @@ async def main() -> None:
             "requests",
             "errors",
             "server_cpu_ms_per_request",
+            "postgres_cpu_ms_per_request",
             "client_cpu_ms_per_request",
         )
         result[kind] = {key: round(statistics.median(r[key] for r in runs[kind]), 2) for key in keys}
@@ -359,13 +377,14 @@ async def main() -> None:
     print()
     print(
         f"{'route':<20}{'req/s':>8}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}{'server CPU ms/req':>19}"
-        f"{'client CPU ms/req':>19}"
+        f"{'PostgreSQL CPU':>16}{'client CPU ms/req':>19}"
     )
     for kind, route in (("run", "POST /api/tam/run"), ("healthz", "GET /healthz")):
         r = result[kind]
         print(
             f"{route:<20}{r['requests_per_s']:>8.0f}{r['p50_ms']:>9.1f}{r['p99_ms']:>9.1f}{r['errors']:>8.0f}"
-            f"{r['server_cpu_ms_per_request']:>19.3f}{r['client_cpu_ms_per_request']:>19.3f}"
+            f"{r['server_cpu_ms_per_request']:>19.3f}{r['postgres_cpu_ms_per_request']:>16.3f}"
+            f"{r['client_cpu_ms_per_request']:>19.3f}"
         )
     ratio = result["healthz_over_run"]
     print(

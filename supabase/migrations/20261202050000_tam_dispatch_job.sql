@@ -11,12 +11,13 @@ drop function if exists tam_dispatch_job(uuid, uuid, text, text, timestamptz, ti
 
 -- outcome: claimed | requeued (enqueue the job under p_task_id), kept (it has a live task), refused
 -- (another job of the type is active and dispatched: this one was cancelled; `active` is that job),
--- other_project | other_type | finished (nothing changed). `job` is the row as the call left it (as
--- JSON, like PostgREST sends it: asyncpg decodes no composite holding a jsonb column with tam's text
--- codec); previous_task_id the task id a requeue replaced. No such job: P0002 (NotFound).
+-- other_project | other_type | finished (nothing changed). `job` is the row as the call left it (the
+-- PostgreSQL adapter selects `(job).*`, its columns: asyncpg decodes no composite that holds a jsonb
+-- column with tam's text codec; PostgREST sends it as an object); `active` the active job's row as
+-- JSON (refused only); previous_task_id the task id a requeue replaced. No such job: P0002 (NotFound).
 create or replace function tam_dispatch_job(
     p_job_id uuid, p_project_id uuid, p_job_type text, p_task_id text, p_at timestamptz, p_stale_before timestamptz
-) returns table (outcome text, previous_task_id text, job jsonb, active jsonb)
+) returns table (outcome text, previous_task_id text, job tam_job_queue, active jsonb)
 language plpgsql as $$
 #variable_conflict use_column
 declare
@@ -37,15 +38,15 @@ begin
     perform tam_lock_job_type(p_project_id, p_job_type);
     v_job := tam_job_or_not_found(p_job_id);
     if v_job.project_id <> p_project_id then
-        return query select 'other_project', null::text, to_jsonb(v_job), null::jsonb;
+        return query select 'other_project', null::text, v_job, null::jsonb;
         return;
     end if;
     if tam_job_type_key(v_job.job_type) <> tam_job_type_key(p_job_type) then
-        return query select 'other_type', null::text, to_jsonb(v_job), null::jsonb;
+        return query select 'other_type', null::text, v_job, null::jsonb;
         return;
     end if;
     if v_job.status not in ('pending', 'running') then
-        return query select 'finished', null::text, to_jsonb(v_job), null::jsonb;
+        return query select 'finished', null::text, v_job, null::jsonb;
         return;
     end if;
     if v_job.task_id is not null then
@@ -56,9 +57,9 @@ begin
            and q.updated_at < p_stale_before
         returning * into v_new;
         if v_new.id is not null then
-            return query select 'requeued', v_job.task_id, to_jsonb(v_new), null::jsonb;
+            return query select 'requeued', v_job.task_id, v_new, null::jsonb;
         else
-            return query select 'kept', null::text, to_jsonb(v_job), null::jsonb;
+            return query select 'kept', null::text, v_job, null::jsonb;
         end if;
         return;
     end if;
@@ -72,9 +73,9 @@ begin
          where q.id = p_job_id and q.status in ('pending', 'running')
         returning * into v_new;
         if v_new.id is null then  -- finished meanwhile (a cancel, a worker): nothing to refuse
-            return query select 'finished', null::text, to_jsonb(tam_job_or_not_found(p_job_id)), null::jsonb;
+            return query select 'finished', null::text, tam_job_or_not_found(p_job_id), null::jsonb;
         else
-            return query select 'refused', null::text, to_jsonb(v_new), to_jsonb(v_active);
+            return query select 'refused', null::text, v_new, to_jsonb(v_active);
         end if;
         return;
     end if;
@@ -82,13 +83,13 @@ begin
      where q.id = p_job_id and q.task_id is null and q.status in ('pending', 'running')
     returning * into v_new;
     if v_new.id is not null then
-        return query select 'claimed', null::text, to_jsonb(v_new), null::jsonb;
+        return query select 'claimed', null::text, v_new, null::jsonb;
         return;
     end if;
     -- Finished, or claimed by the sweep's requeue, since the read above: report the row as it is.
     v_job := tam_job_or_not_found(p_job_id);
     return query select case when v_job.status in ('pending', 'running') then 'kept' else 'finished' end,
-        null::text, to_jsonb(v_job), null::jsonb;
+        null::text, v_job, null::jsonb;
 end;
 $$;
 

@@ -278,7 +278,7 @@ async def test_the_backend_as_service_role_runs_every_step(
         looked_up = await backend.fetchrow("select id, job_type, project_id from tam_job_queue where id = $1", job)
         assert (looked_up["job_type"], looked_up["project_id"]) == ("qualify", seeded["project"])
         claimed = await backend.fetchrow(
-            "select outcome, job->>'task_id' as task_id from tam_dispatch_job($1, $2, 'qualify', 't-1', now(), now())",
+            "select outcome, (job).task_id from tam_dispatch_job($1, $2, 'qualify', 't-1', now(), now())",
             job,
             seeded["project"],
         )

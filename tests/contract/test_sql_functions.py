@@ -96,7 +96,8 @@ async def test_dispatch_job_validates_and_claims_in_one_call(pg_pool: Any) -> No
         )
         for job_type in ("find_contacts", "findContacts")
     ]
-    dispatch = "select * from tam_dispatch_job($1, $2, $3, $4, now(), now() - interval '15 seconds')"
+    dispatch = """select outcome, previous_task_id, active, to_jsonb(job) as job
+                    from tam_dispatch_job($1, $2, $3, $4, now(), now() - interval '15 seconds')"""
     first = await pg_pool.fetchrow(dispatch, job_id, project_id, "findContacts", "first")
     assert (first["outcome"], first["previous_task_id"], first["active"]) == ("claimed", None, None)
     assert (first["job"]["id"], first["job"]["task_id"]) == (str(job_id), "first")
@@ -131,7 +132,7 @@ async def test_dispatch_job_commits_without_waiting_for_the_wal_flush(pg_pool: A
         before = await conn.fetchval("show synchronous_commit")
         async with conn.transaction():
             await conn.fetchrow(
-                "select * from tam_dispatch_job($1, $2, 'qualify', 't', now(), now())", job_id, project_id
+                "select outcome from tam_dispatch_job($1, $2, 'qualify', 't', now(), now())", job_id, project_id
             )
             assert await conn.fetchval("show synchronous_commit") == "off"
         assert await conn.fetchval("show synchronous_commit") == before
@@ -145,7 +146,8 @@ async def test_dispatch_job_requeues_a_running_job_with_no_heartbeat(pg_pool: An
            returning id""",
         project_id,
     )
-    dispatch = "select * from tam_dispatch_job($1, $2, 'qualify', $3, now(), now() - interval '15 seconds')"
+    dispatch = """select outcome, previous_task_id, to_jsonb(job) as job
+                    from tam_dispatch_job($1, $2, 'qualify', $3, now(), now() - interval '15 seconds')"""
     row = await pg_pool.fetchrow(dispatch, job_id, project_id, "new")
     assert (row["outcome"], row["previous_task_id"], row["job"]["task_id"]) == ("requeued", "old", "new")
     again = await pg_pool.fetchrow(dispatch, job_id, project_id, "newer")  # fresh now: kept

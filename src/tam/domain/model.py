@@ -19,15 +19,17 @@ class JobType(enum.StrEnum):
     @classmethod
     def parse(cls, text: str) -> JobType:
         """Accept the camelCase name or its snake_case spelling (`find_contacts`)."""
-        wanted = text.replace("_", "").lower()
-        for member in cls:
-            if member.value.lower() == wanted:
-                return member
-        raise InvalidInput(f"unknown jobType {text!r}; expected one of {', '.join(m.value for m in cls)}")
+        found = _JOB_TYPE_KEYS.get(text.replace("_", "").lower())
+        if found is None:
+            raise InvalidInput(f"unknown jobType {text!r}; expected one of {', '.join(m.value for m in cls)}")
+        return found
 
     @property
     def snake(self) -> str:
         return "".join("_" + c.lower() if c.isupper() else c for c in self.value)
+
+
+_JOB_TYPE_KEYS = {member.value.lower(): member for member in JobType}
 
 
 class JobStatus(enum.StrEnum):

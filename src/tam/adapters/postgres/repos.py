@@ -342,7 +342,7 @@ class PostgresJobRepo(_Repo):
         stale_before: datetime,
     ) -> TaskClaim:
         row = await self._fetchrow(
-            "select * from tam_dispatch_job($1, $2, $3, $4, $5, $6)",
+            "select outcome, previous_task_id, active, (job).* from tam_dispatch_job($1, $2, $3, $4, $5, $6)",
             job_id,
             project_id,
             job_type.value,
@@ -351,7 +351,7 @@ class PostgresJobRepo(_Repo):
             stale_before,
         )
         assert row is not None  # the function returns one row, or raises NotFound
-        return task_claim_from_row(row)
+        return task_claim_from_row(row, job=row)  # the job's columns come expanded
 
     async def unclaim_task(self, job_id: UUID, task_id: str) -> None:
         await self._fetchval("select tam_unclaim_job_task($1, $2)", job_id, task_id)

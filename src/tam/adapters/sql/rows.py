@@ -168,12 +168,13 @@ def job_from_row(row: Row) -> Job:
     )
 
 
-def task_claim_from_row(row: Row) -> TaskClaim:
-    """A row of tam_dispatch_job: outcome, previous_task_id, the job row and the active job's (or null)."""
+def task_claim_from_row(row: Row, job: Row | None = None) -> TaskClaim:
+    """A row of tam_dispatch_job: outcome, previous_task_id, the job row (`job`, or the row itself when
+    its columns were expanded) and the active job's as JSON (or null)."""
     active = row["active"]
     return TaskClaim(
         ClaimOutcome(row["outcome"]),
-        job_from_row(row["job"]),
+        job_from_row(row["job"] if job is None else job),
         previous_task_id=row["previous_task_id"],
         active=None if active is None else job_from_row(active),
     )
