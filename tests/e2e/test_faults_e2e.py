@@ -7,7 +7,9 @@ tables. Recovery times are reported (docs/deploy.md quotes them).
 Faults: the database unavailable for 15 s (a non-superuser role with CONNECTION LIMIT 0 and its
 backends terminated: the shared server keeps running), Redis stopped for 20 s (a private redis-server),
 SIGKILL of the worker child running the job, SIGSTOP of it past the heartbeat timeout then SIGCONT,
-two job rows of one type dispatched together, and dispatch while Redis is down and again after."""
+two job rows of one type dispatched together, dispatch while Redis is down and again after, a dispatched
+job whose message was lost, and the database unavailable for 15 s during findContacts (each company's
+contacts are written by the item itself: nobody is searched or looked up twice)."""
 
 from __future__ import annotations
 
@@ -153,6 +155,7 @@ class Rig:
     redis: PrivateRedis
     db: DatabaseSwitch
     claude: FakeServer
+    prospeo: FakeServer
     workers: list[Worker]
     admin_url: str
 
@@ -184,9 +187,10 @@ def rig(migrated_database_url: str, tmp_path_factory: pytest.TempPathFactory) ->
     redis.start()
     db = DatabaseSwitch(migrated_database_url)
     claude = FakeServer("anthropic", api_key=VENDOR_KEY, latency=LATENCY).start()
+    prospeo = FakeServer("prospeo", api_key=VENDOR_KEY, latency=LATENCY).start()
     pg = Pg(migrated_database_url)  # superuser: sees the tables while the role is shut out
     env = {
-        **live_env(dict.fromkeys(("anthropic", "prospeo", "brightdata", "discolike"), claude)),
+        **live_env({"anthropic": claude, "prospeo": prospeo, "brightdata": claude, "discolike": claude}),
         "REDIS_URL": redis.url,
         "TAM_STORE": "postgres",
         "DATABASE_URL": db.url,
@@ -202,7 +206,7 @@ def rig(migrated_database_url: str, tmp_path_factory: pytest.TempPathFactory) ->
         with TestClient(create_app(Settings(_env_file=None))) as api:
             for worker in workers:
                 worker.wait_ready()
-            yield Rig(env, api, pg, redis, db, claude, workers, migrated_database_url)
+            yield Rig(env, api, pg, redis, db, claude, prospeo, workers, migrated_database_url)
     finally:
         for name, value in saved.items():
             if value is None:
@@ -212,6 +216,7 @@ def rig(migrated_database_url: str, tmp_path_factory: pytest.TempPathFactory) ->
         for worker in workers:
             worker.stop()
         claude.stop()
+        prospeo.stop()
         redis.stop()
         pg.close()
         db.drop()
@@ -542,3 +547,53 @@ def test_a_dispatched_job_whose_message_was_lost(rig: Rig) -> None:
     assert job.attempts == 1
     assert rig.pg.fetchval("select task_id from tam_job_queue where id = $1", UUID(job_id)) == task_id
     assert_outcome(rig, project_id, domains, job, samples, calls, dispatched_at)
+
+
+def test_database_unavailable_for_15_s_during_find_contacts(rig: Rig) -> None:
+    """findContacts writes each company's contacts itself: a write that fails in the outage is retried
+    with the search results and emails held, so nothing is searched or enriched twice."""
+    rig.prospeo.state.rate_limit = 6000  # per minute (the fake's default, 180, would make this case minutes long)
+    project_id, domains = seed(rig, "contactsdb")
+    rig.pg.fetchval(
+        "update tam_companies set qualification_status = 'qualified' where project_id = $1", UUID(project_id)
+    )
+    first = len(rig.prospeo.state.requests)
+    job_id = str(
+        rig.pg.fetchval(
+            "insert into tam_job_queue (project_id, job_type, status) values ($1, 'findContacts', 'running')"
+            " returning id",
+            UUID(project_id),
+        )
+    )
+    response = rig.run({"jobId": job_id, "jobType": "findContacts", "projectId": project_id})
+    assert response.status_code == 200, response.text
+    sampler = Sampler(rig.admin_url, job_id)
+    wait_progress(rig, job_id, 40)
+    rig.db.off()
+    off_at = time.monotonic()
+    time.sleep(15)
+    rig.db.on()
+    on_at = time.monotonic()
+    job = finished(rig, job_id)
+    samples = sampler.stop()
+    requests = rig.prospeo.state.requests[first:]
+    pattern = re.compile(r"contactsdb\d+\.example")
+    found = (pattern.search(str(r.body)) for r in requests if r.path == "/search-person")
+    searched = Counter(m.group(0) for m in found if m)
+    enriched = Counter(str(r.body) for r in requests if r.path == "/enrich-person")
+    report(
+        f"database away 15 s during findContacts: job completed {job.t - on_at:.1f} s after it returned "
+        f"({job.t - off_at:.0f} s after it went), attempts {job.attempts}; {sum(searched.values())} searches for "
+        f"{len(domains)} companies, {sum(enriched.values())} email lookups for {len(enriched)} people"
+    )
+    assert job.status == "completed", job
+    assert job.items_done + job.items_failed == len(domains), job
+    unsearched = rig.pg.fetchval(
+        "select count(*) from tam_companies where project_id = $1 and contacts_searched_at is null", UUID(project_id)
+    )
+    assert unsearched == 0
+    assert set(searched) == set(domains)
+    assert sorted(d for d, n in searched.items() if n > 1) == [], "companies searched twice"
+    assert sorted(p for p, n in enriched.items() if n > 1) == [], "people looked up twice"
+    for before, after in itertools.pairwise(samples):
+        assert after.progress >= before.progress and after.items_done >= before.items_done, (before, after)
