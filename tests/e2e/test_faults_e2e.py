@@ -370,10 +370,7 @@ class CallLog:
             if domain is None:
                 continue
             port = int(request.peer.rsplit(":", 1)[1]) if request.peer else 0
-            retry = request.headers.get("x-stainless-retry-count", "?")
-            asked.setdefault(domain, []).append(
-                f"{request.at - since:+.1f}s pid {self.owner.get(port, '?')} retry {retry}"
-            )
+            asked.setdefault(domain, []).append(f"{request.at - since:+.1f}s pid {self.owner.get(port, '?')}")
         twice = {domain: calls for domain, calls in asked.items() if len(calls) > 1}
         requests = self._rig.claude.state.requests[self.first :]
         others = Counter(f"{r.method} {r.path}" for r in requests if asked_domain(r.body) is None)
