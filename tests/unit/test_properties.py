@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import itertools
 from collections import Counter
 
 from hypothesis import HealthCheck, example, given, settings
@@ -185,3 +187,43 @@ def test_instrument_counts_calls() -> None:
     """The harness itself: a fake that is never called reports nothing."""
     inst = Instrument()
     assert inst.peak == 0 and not inst.calls
+
+
+@EXAMPLES
+@given(case=scripts(), limit=st.integers(1, 5), time_limit=st.floats(0.05, 20.0))
+def test_counts_written_never_go_back_across_a_time_limited_attempt(
+    case: tuple[list[str], Script], limit: int, time_limit: float
+) -> None:
+    """The first attempt runs out of time at an arbitrary moment (its counts so far are written), the
+    second resumes: every row a progress write left has items done, failed and progress no lower than
+    the one before (the e2e suite once saw items_done go 22 -> 21 between two attempts)."""
+    from tam.domain.model import TimeLimitExceeded
+
+    names, script = case
+    world = World()
+    qualifier = ScriptedQualifier(script, world.instrument)
+    rows: list[Job] = []
+    save = world.jobs.save_progress
+
+    async def recording(*args, **kwargs):  # type: ignore[no-untyped-def]
+        row = await save(*args, **kwargs)
+        rows.append(row)
+        return row
+
+    world.jobs.save_progress = recording  # type: ignore[method-assign]
+
+    async def main() -> Job:
+        await world.setup(names)
+        job = await world.jobs.add(Job(project_id=world.project.id, job_type=JobType.QUALIFY))
+        runner = world.runner(qualifier=qualifier, limit=limit, policy=POLICY)
+        with contextlib.suppress(TimeLimitExceeded):
+            await runner.run(job.id, time_limit=time_limit, last_attempt=False)
+        return await runner.run(job.id, last_attempt=True)
+
+    job = run_virtual(main)
+    assert job.status is JobStatus.COMPLETED
+    for before, after in itertools.pairwise(rows):
+        assert after.items_done >= before.items_done, (before, after)
+        assert after.items_done + after.items_failed >= before.items_done + before.items_failed, (before, after)
+        assert after.progress >= before.progress, (before, after)
+    assert job.items_done + job.items_failed == job.items_total == len(names)
