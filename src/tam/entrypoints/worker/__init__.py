@@ -200,6 +200,16 @@ def build_worker_broker(settings: Settings) -> dramatiq.Broker:
     return broker
 
 
+def use_uvloop() -> None:
+    """The actors' event loop (Dramatiq's AsyncIO middleware creates it) on uvloop where it is
+    installed, as `tam serve`'s uvicorn: less CPU per provider call, store write and Redis command."""
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is a dependency except on Windows
+        return
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+
+
 def setup() -> None:
     """The `dramatiq` CLI calls this in each worker process to get the broker with its actors."""
     die_with_parent()  # SIGTERM (a clean shutdown) when the dramatiq master above it dies
@@ -210,6 +220,7 @@ def setup() -> None:
         importlib.import_module("anthropic")
     if settings.redis_url is None:
         raise SystemExit("tam worker: REDIS_URL is not set (without it, `tam serve` runs jobs itself)")
+    use_uvloop()
     configure_logging(json=True, secrets=secrets_of(settings), level=level_from_env())
     build_worker_broker(settings)
 
