@@ -365,10 +365,18 @@ async def test_a_value_the_database_refuses_is_bad_input_not_an_outage(
         await SupabaseProjectRepo(client).add(Project(name="p", icp="i"))
 
 
-async def test_a_network_failure_is_a_storage_error(client: Any, api: respx.MockRouter) -> None:
+async def test_a_network_failure_is_a_storage_outage(client: Any, api: respx.MockRouter) -> None:
+    """Weather, not a bug: a job waits it out (StorageUnavailable), a request answers 503."""
+    from tam.domain.model import StorageUnavailable
+
     api.post("/rpc/tam_contact_stats").mock(side_effect=httpx.ConnectError("refused"))
-    with pytest.raises(StorageError, match="cannot reach Supabase"):
+    with pytest.raises(StorageUnavailable, match="cannot reach Supabase"):
         await SupabaseContactRepo(client).stats(PROJECT_ID)
+    api.get("/tam_job_queue").respond(
+        503, json={"code": "PGRST001", "message": "Database client error. Retrying the connection.", "details": None}
+    )
+    with pytest.raises(StorageUnavailable, match="PGRST001"):
+        await SupabaseJobRepo(client).list()
 
 
 async def test_contacts_are_recorded_and_checked_through_rpcs(client: Any, api: respx.MockRouter) -> None:

@@ -10,13 +10,15 @@ import httpx
 from postgrest.exceptions import APIError
 from supabase import AsyncClient, AsyncClientOptions, acreate_client
 
-from tam.adapters.sql.errors import MIGRATE_HINT, RejectedValue, StorageError
+from tam.adapters.sql.errors import MIGRATE_HINT, RejectedValue, StorageError, StorageUnreachable
 from tam.domain.model import NotFound
 
 T = TypeVar("T")
 
 UNIQUE_VIOLATION = "23505"
 _NOT_FOUND = {"P0002", "23503", "PGRST116"}  # raised by tam_* functions, foreign key, .single()
+# PostgREST could not connect to (or lost) its database, or it timed out (PGRST000-PGRST003)
+_UNREACHABLE = {"PGRST000", "PGRST001", "PGRST002", "PGRST003"}
 _REJECTED_CLASSES = ("22", "54")  # data exception (a NUL byte, a bad number), program limit (too large)
 _REJECTED = {"23502", "23514"}  # not null, check violation
 _MISSING_TABLE = {"42P01", "42883", "PGRST202", "PGRST205"}  # table or function not in the schema cache
@@ -44,6 +46,8 @@ async def call(request: Callable[[], Awaitable[T]]) -> T:
         return await request()
     except APIError as exc:
         raise translate(exc) from None
+    except httpx.TransportError as exc:  # weather: a job waits it out, a request answers 503
+        raise StorageUnreachable(f"cannot reach Supabase ({type(exc).__name__})") from None
     except httpx.HTTPError as exc:
         raise StorageError(f"cannot reach Supabase ({type(exc).__name__})") from None
 
@@ -52,6 +56,8 @@ def translate(exc: APIError) -> Exception:
     code, message = exc.code or "", exc.message or "request refused"
     if code in _NOT_FOUND:
         return NotFound(message)
+    if code in _UNREACHABLE:
+        return StorageUnreachable(f"Supabase cannot reach its database ({code}: {message})")
     if code in _MISSING_TABLE:
         return StorageError(f"{MIGRATE_HINT} (Supabase: {message})")
     if code in ("401", "403", "PGRST301", "PGRST302", "42501"):
