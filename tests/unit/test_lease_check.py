@@ -83,3 +83,56 @@ def test_a_resumed_attempt_whose_lease_was_taken_starts_no_new_call() -> None:
     # every answer it had paid for is stored (those companies were still pending)
     done = {c.domain for c in world.db.companies.values() if c.qualification_status is not QualificationStatus.PENDING}
     assert done == asked
+
+
+class TakenOver(ScriptedQualifier):
+    """A successor takes the job while `first` is being asked about (no pause: the ticker notices)."""
+
+    def __init__(self, world: World, clock: SystemClock, job: list[Job], first: str, delays: dict[str, float]) -> None:
+        super().__init__(Script({}, delays=delays), world.instrument)
+        self._world, self._clock, self._job, self._first = world, clock, job, first
+
+    async def qualify(self, project: Project, company: Company) -> Verdict:
+        if company.domain == self._first:
+            now = self._clock.now()
+            assert await self._world.jobs.start(self._job[0].id, now, stale_before=now + timedelta(seconds=1))
+        return await super().qualify(project, company)
+
+
+def test_answers_paid_for_after_the_lease_was_lost_are_still_stored() -> None:
+    """Answers that arrive while a slow write holds the group commit, around the time the attempt learns
+    it lost the job, are still stored (over pending companies) before it stops: paid work is kept."""
+    import asyncio
+
+    world = World()
+    clock = SystemClock()
+    job_box: list[Job] = []
+    qualifier = TakenOver(world, clock, job_box, NAMES[4], delays={n: 0.7 for n in NAMES})
+    record_many = world.companies.record_qualifications
+
+    async def slow(records):  # type: ignore[no-untyped-def]
+        await asyncio.sleep(1.5)  # a loaded database
+        return await record_many(records)
+
+    world.companies.record_qualifications = slow  # type: ignore[method-assign]
+    step = QualifyCompanies(world.companies, qualifier, clock, workers=3)
+    runner = JobRunner(
+        world.jobs,
+        world.projects,
+        {JobType.QUALIFY: step},
+        LocalLimiter({p.value: 3 for p in Provider}),
+        world.sink,
+        clock,
+        RunnerSettings(flush_interval=1.0, seed=1),
+    )
+
+    async def main() -> Any:
+        await world.setup(NAMES)
+        job_box.append(await world.jobs.add(Job(project_id=world.project.id, job_type=JobType.QUALIFY)))
+        return await JobAttempt(world.jobs, runner, clock, AttemptPolicy(heartbeat_timeout=5.0))(job_box[0].id, None)
+
+    result = run_virtual(main)
+    assert result.end is AttemptEnd.LEFT
+    answered = {key for t, event, key, _ in world.instrument.log if event == "end"}
+    stored = {c.domain for c in world.db.companies.values() if c.qualification_status != QualificationStatus.PENDING}
+    assert NAMES[4] in answered and stored == answered, (sorted(answered), sorted(stored))
