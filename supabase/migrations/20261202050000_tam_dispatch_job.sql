@@ -1,13 +1,25 @@
 -- Dispatch in one round trip: `POST /api/tam/run` validates the job and claims its task id in one
 -- statement. tam_dispatch_job applies the rule `Job.dispatched` (src/tam/domain/model.py) and replaces
--- tam_claim_job_task, which the API called after a separate read of the job.
+-- tam_claim_job_task, which the API called after a separate read of the job; tam_lock_job_type moves
+-- to PL/pgSQL.
 --
 -- Named before 20261202100000_tam_security.sql, which closes every tam_* function on a fresh database.
--- A database that already ran that file applies this one after it, so this file closes its own function
+-- A database that already ran that file applies this one after it, so this file closes its functions
 -- the same way (security invoker, fixed search_path, execute for the owner and service_role only).
 
 drop function if exists tam_claim_job_task(uuid, text);
 drop function if exists tam_dispatch_job(uuid, uuid, text, text, timestamptz, timestamptz);
+
+-- The same lock as before (20261202000000_tam_durable_jobs.sql), in PL/pgSQL: PostgreSQL plans a
+-- non-inlined SQL function again at every call (about 0.08 ms of CPU per dispatch here), PL/pgSQL
+-- keeps its plans.
+create or replace function tam_lock_job_type(p_project_id uuid, p_job_type text) returns void
+language plpgsql as $$
+begin
+    perform pg_advisory_xact_lock(
+        hashtextextended('tam_job_queue:' || p_project_id || ':' || tam_job_type_key(p_job_type), 0));
+end;
+$$;
 
 -- outcome: claimed | requeued (enqueue the job under p_task_id), kept (it has a live task), refused
 -- (another job of the type is active and dispatched: this one was cancelled; `active` is that job),
@@ -36,79 +48,91 @@ begin
     -- the others' claims committed. A request naming the wrong project or type only takes a lock
     -- nobody else needs, and is refused below.
     perform tam_lock_job_type(p_project_id, p_job_type);
-    v_job := tam_job_or_not_found(p_job_id);
+    select * into v_job from tam_job_queue q where q.id = p_job_id;
+    if not found then
+        raise exception using errcode = 'P0002', message = format('job %s not found', p_job_id);
+    end if;
+    job := v_job;
     if v_job.project_id <> p_project_id then
-        return query select 'other_project', null::text, v_job, null::jsonb;
-        return;
-    end if;
-    if tam_job_type_key(v_job.job_type) <> tam_job_type_key(p_job_type) then
-        return query select 'other_type', null::text, v_job, null::jsonb;
-        return;
-    end if;
-    if v_job.status not in ('pending', 'running') then
-        return query select 'finished', null::text, v_job, null::jsonb;
-        return;
-    end if;
-    if v_job.task_id is not null then
+        outcome := 'other_project';
+    elsif tam_job_type_key(v_job.job_type) <> tam_job_type_key(p_job_type) then
+        outcome := 'other_type';
+    elsif v_job.status not in ('pending', 'running') then
+        outcome := 'finished';
+    elsif v_job.task_id is not null then
         -- Job.requeued: running, its attempt gone (no heartbeat nor other write since p_stale_before).
         update tam_job_queue q set task_id = p_task_id, updated_at = p_at
          where q.id = p_job_id and q.status = 'running' and q.task_id = v_job.task_id
            and not (q.attempts > 0 and q.heartbeat_at is not null and q.heartbeat_at >= p_stale_before)
            and q.updated_at < p_stale_before
-        returning * into v_new;
-        if v_new.id is not null then
-            return query select 'requeued', v_job.task_id, v_new, null::jsonb;
+        returning * into v_new;  -- (into `job` would null it when no row is updated)
+        if found then
+            job := v_new;
+            outcome := 'requeued';
+            previous_task_id := v_job.task_id;
         else
-            return query select 'kept', null::text, v_job, null::jsonb;
+            outcome := 'kept';
         end if;
-        return;
-    end if;
-    select * into v_active from tam_job_queue q
-     where q.project_id = v_job.project_id and tam_job_type_key(q.job_type) = tam_job_type_key(v_job.job_type)
-       and q.id <> p_job_id and q.status in ('pending', 'running') and q.task_id is not null
-     order by q.created_at limit 1;
-    if v_active.id is not null then
-        update tam_job_queue q
-           set status = 'cancelled', message = tam_active_job_message(v_active), finished_at = p_at, updated_at = p_at
-         where q.id = p_job_id and q.status in ('pending', 'running')
+    else
+        -- The usual case in one statement: claim unless another job of the type is active and dispatched.
+        update tam_job_queue q set task_id = p_task_id, updated_at = p_at
+         where q.id = p_job_id and q.task_id is null and q.status in ('pending', 'running')
+           and not exists (
+               select 1 from tam_job_queue o
+                where o.project_id = v_job.project_id and o.id <> p_job_id and o.status in ('pending', 'running')
+                  and o.task_id is not null and tam_job_type_key(o.job_type) = tam_job_type_key(v_job.job_type))
         returning * into v_new;
-        if v_new.id is null then  -- finished meanwhile (a cancel, a worker): nothing to refuse
-            return query select 'finished', null::text, tam_job_or_not_found(p_job_id), null::jsonb;
+        if found then
+            job := v_new;
+            outcome := 'claimed';
         else
-            return query select 'refused', null::text, v_new, to_jsonb(v_active);
+            select * into v_active from tam_job_queue o
+             where o.project_id = v_job.project_id and o.id <> p_job_id and o.status in ('pending', 'running')
+               and o.task_id is not null and tam_job_type_key(o.job_type) = tam_job_type_key(v_job.job_type)
+             order by o.created_at limit 1;
+            if v_active.id is not null then
+                update tam_job_queue q
+                   set status = 'cancelled', message = tam_active_job_message(v_active), finished_at = p_at,
+                       updated_at = p_at
+                 where q.id = p_job_id and q.status in ('pending', 'running')
+                returning * into v_new;
+                if found then
+                    job := v_new;
+                    outcome := 'refused';
+                    active := to_jsonb(v_active);
+                    return next;
+                    return;
+                end if;
+            end if;
+            -- Finished since the read above (a cancel, a worker): report the row as it is now.
+            job := tam_job_or_not_found(p_job_id);
+            outcome := case when (job).status in ('pending', 'running') then 'kept' else 'finished' end;
         end if;
-        return;
     end if;
-    update tam_job_queue q set task_id = p_task_id, updated_at = p_at
-     where q.id = p_job_id and q.task_id is null and q.status in ('pending', 'running')
-    returning * into v_new;
-    if v_new.id is not null then
-        return query select 'claimed', null::text, v_new, null::jsonb;
-        return;
-    end if;
-    -- Finished, or claimed by the sweep's requeue, since the read above: report the row as it is.
-    v_job := tam_job_or_not_found(p_job_id);
-    return query select case when v_job.status in ('pending', 'running') then 'kept' else 'finished' end,
-        null::text, v_job, null::jsonb;
+    return next;
 end;
 $$;
 
 -- Closed like every tam_* function (20261202100000_tam_security.sql): only the owner and service_role
--- execute it. Where Supabase's roles do not exist, nothing is granted to them.
+-- execute them. Where Supabase's roles do not exist, nothing is granted to them.
 do $close$
 declare
-    fn constant text := 'tam_dispatch_job(uuid, uuid, text, text, timestamptz, timestamptz)';
+    fn text;
 begin
-    execute format('alter function %s security invoker set search_path = public, pg_temp', fn);
-    execute format('revoke all on function %s from public', fn);
-    if exists (select 1 from pg_roles where rolname = 'anon') then
-        execute format('revoke all on function %s from anon', fn);
-    end if;
-    if exists (select 1 from pg_roles where rolname = 'authenticated') then
-        execute format('revoke all on function %s from authenticated', fn);
-    end if;
-    if exists (select 1 from pg_roles where rolname = 'service_role') then
-        execute format('grant execute on function %s to service_role', fn);
-    end if;
+    foreach fn in array array[
+        'tam_dispatch_job(uuid, uuid, text, text, timestamptz, timestamptz)', 'tam_lock_job_type(uuid, text)'
+    ] loop
+        execute format('alter function %s security invoker set search_path = public, pg_temp', fn);
+        execute format('revoke all on function %s from public', fn);
+        if exists (select 1 from pg_roles where rolname = 'anon') then
+            execute format('revoke all on function %s from anon', fn);
+        end if;
+        if exists (select 1 from pg_roles where rolname = 'authenticated') then
+            execute format('revoke all on function %s from authenticated', fn);
+        end if;
+        if exists (select 1 from pg_roles where rolname = 'service_role') then
+            execute format('grant execute on function %s to service_role', fn);
+        end if;
+    end loop;
 end
 $close$;
