@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -29,7 +29,6 @@ from tam.adapters import (
 )
 from tam.adapters.dramatiq_dispatch import ACTOR_NAMES, QUEUE, DramatiqJobDispatcher, build_redis_broker
 from tam.adapters.inprocess_dispatch import InProcessJobDispatcher
-from tam.adapters.memory.runtime import StoreProgressSink
 from tam.adapters.metrics import PrometheusCallObserver, PrometheusExposition, forget_dead_processes
 from tam.adapters.pacer import paces
 from tam.adapters.redis_limiter import RedisLimiter
@@ -52,7 +51,6 @@ from tam.settings import Settings
 
 __all__ = ["ACTOR_NAMES", "QUEUE", "Services", "forget_exited_processes", "migrator", "open_services", "run_job"]
 A = TypeVar("A")
-Attempt = Callable[[UUID, float | None, str | None], Awaitable[AttemptResult]]
 
 
 def _secret(value: SecretStr | None, message: str) -> str:
@@ -123,7 +121,7 @@ class Services(Store):
     prices: PriceTable  # turns a job's usage into dollars
     vendors: Vendors
     limiter: Pacer
-    new_attempt: Callable[[], Attempt]  # one delivery of a job (JobAttempt, with its log context)
+    attempt: JobLogContext[AttemptResult]  # one delivery of a job (JobAttempt, with its log context), for every job
     dispatcher: JobDispatcher
     dispatch_job: DispatchJob
     stale_job_sweep: StaleJobSweep  # one per process, so it remembers what it watched
@@ -171,19 +169,15 @@ async def open_services(
         observer = PrometheusCallObserver(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
         tally = JobCallTally(observer)  # the calls also count towards the attempt's `attempt ended` line
         run = runner_settings or s.runner_settings()
-
-        def new_attempt() -> Attempt:  # built per delivery: its steps hold that attempt's buffers
-            steps, progress = _steps(s, st, v, clock), StoreProgressSink(st.jobs)
-            runner = JobRunner(st.jobs, st.projects, steps, limiter, progress, clock, run, tally, prices=prices)
-            return JobLogContext(JobAttempt(st.jobs, runner, clock, s.attempt_policy()), st.jobs, hb)
-
+        runner = JobRunner(st.jobs, st.projects, _steps(s, st, v, clock), limiter, clock, run, tally, prices=prices)
+        attempt = JobLogContext(JobAttempt(st.jobs, runner, clock, s.attempt_policy()), st.jobs, hb)
         if dispatcher is None:
             embedded = InProcessJobDispatcher
-            dispatcher = DramatiqJobDispatcher(redis_broker(s)) if s.redis_url else embedded(new_attempt, s.time_limit)
+            dispatcher = DramatiqJobDispatcher(redis_broker(s)) if s.redis_url else embedded(attempt, s.time_limit)
         stack.push_async_callback(dispatcher.aclose)  # first to close: embedded jobs stop (they stay `running`)
         dispatch = DispatchJob(st.jobs, st.projects, dispatcher, clock, heartbeat_timeout=hb)
         yield Services(
-            st.projects, st.companies, st.contacts, st.jobs, s, clock, prices, v, limiter, new_attempt, dispatcher,
+            st.projects, st.companies, st.contacts, st.jobs, s, clock, prices, v, limiter, attempt, dispatcher,
             dispatch, StaleJobSweep(st.jobs, dispatch, clock, hb), CreateProject(st.projects),
             ImportCompanies(st.companies), PrometheusExposition(observer, st.jobs, prices),
             EstimateJob(st.projects, st.companies, st.contacts, st.jobs, v.forecaster, prices, s.estimate_settings()),
@@ -200,7 +194,7 @@ async def run_job(services: Services, job_id: UUID, time_limit: float | None = N
     """Run a job to its end in this process (the demo, benchmarks, tests), attempt after attempt, the
     way a worker would, and return its row."""
     for _ in range(10):
-        if (await services.new_attempt()(job_id, time_limit, None)).end is not AttemptEnd.RETRY:
+        if (await services.attempt(job_id, time_limit, None)).end is not AttemptEnd.RETRY:
             break
     return await services.jobs.get(job_id)
 

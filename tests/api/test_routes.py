@@ -148,7 +148,7 @@ def test_cancel_a_queued_job_so_it_never_starts() -> None:
         cancelled = client.post(f"/api/tam/jobs/{job_id}/cancel", headers=AUTH).json()
         again = client.post(f"/api/tam/jobs/{job_id}/cancel", headers=AUTH).json()
         # the worker picks the message up later: the job is already final, so nothing runs
-        attempt = services(client).new_attempt()
+        attempt = services(client).attempt
         after = client.portal.call(attempt, recorder.dispatched[0].id, None).job
         rerun = client.post(
             "/api/tam/run", headers=AUTH, json={"jobId": job_id, "jobType": "qualify", "projectId": project_id}

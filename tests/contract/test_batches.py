@@ -50,7 +50,7 @@ async def _container(make: Any, anthropic: FakeServer, **changes: Any) -> Servic
 
 async def _attempt(container: Services, job_id: UUID, time_limit: float) -> Job:
     """One delivery, as a worker makes it; an attempt that ends resumable raises TimeLimitExceeded."""
-    result = await container.new_attempt()(job_id, time_limit, None)
+    result = await container.attempt(job_id, time_limit, None)
     if result.end is AttemptEnd.RETRY:
         raise TimeLimitExceeded(result.detail)
     return await container.jobs.get(job_id)

@@ -15,6 +15,7 @@ import redis
 from tam.adapters.dramatiq_dispatch import DramatiqJobDispatcher, build_redis_broker
 from tam.adapters.inprocess_dispatch import InProcessJobDispatcher
 from tam.domain.model import BrokerUnavailable, Job, JobType
+from tam.domain.services.dispatch import AttemptEnd, AttemptResult
 
 
 def a_job() -> Job:
@@ -82,10 +83,11 @@ async def test_holds_without_redis_is_a_broker_outage() -> None:
 async def test_in_process_a_task_is_held_until_its_attempt_returns() -> None:
     release = asyncio.Event()
 
-    async def attempt(job_id: object, limit: float | None, task_id: str | None) -> None:
+    async def attempt(job_id: object, limit: float | None, task_id: str | None) -> AttemptResult:
         await release.wait()
+        return AttemptResult(AttemptEnd.FINISHED, None)
 
-    dispatcher = InProcessJobDispatcher(lambda: attempt, lambda job_type: 60.0)
+    dispatcher = InProcessJobDispatcher(attempt, lambda job_type: 60.0)
     job = a_job()
     assert job.task_id is not None
     await dispatcher.dispatch(job)
@@ -94,4 +96,4 @@ async def test_in_process_a_task_is_held_until_its_attempt_returns() -> None:
     await dispatcher.join()
     assert await dispatcher.holds([job.task_id]) == set()
     # a new process (after a restart) holds nothing it did not dispatch itself
-    assert await InProcessJobDispatcher(lambda: attempt, lambda job_type: 60.0).holds([job.task_id]) == set()
+    assert await InProcessJobDispatcher(attempt, lambda job_type: 60.0).holds([job.task_id]) == set()

@@ -68,7 +68,7 @@ async def test_an_attempt_logs_its_start_and_its_end_with_the_calls_summed(captu
         rows = [CompanyRow(name=f"Co {i}", domain=f"co{i}.example.com") for i in range(30)]
         await s.import_companies(project.id, rows)
         job = await s.jobs.add(Job(project_id=project.id, job_type=JobType.QUALIFY))
-        ended = (await s.new_attempt()(job.id, 60.0, None)).job
+        ended = (await s.attempt(job.id, 60.0, None)).job
 
     assert ended.status is JobStatus.COMPLETED, ended
     lines = lines_of(captured)

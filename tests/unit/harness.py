@@ -10,6 +10,7 @@ import asyncio
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, TypeVar
 from uuid import UUID
 
@@ -22,8 +23,6 @@ from tam.adapters.memory import (
     MemoryDatabase,
     MemoryJobRepo,
     MemoryProjectRepo,
-    RecordingProgressSink,
-    StoreProgressSink,
     SystemClock,
 )
 from tam.domain.model import (
@@ -37,6 +36,7 @@ from tam.domain.model import (
     NewCompany,
     PermanentItemError,
     Person,
+    Progress,
     Project,
     Provider,
     TimeLimitExceeded,
@@ -172,21 +172,34 @@ class ScriptedLinkedin:
         )
 
 
+class RecordingJobRepo(MemoryJobRepo):
+    """Keeps every progress write (tests look at the sequence), then stores it."""
+
+    def __init__(self, db: MemoryDatabase) -> None:
+        super().__init__(db)
+        self.updates: list[tuple[UUID, Progress]] = []
+
+    async def save_progress(
+        self, job_id: UUID, progress: Progress, usage: Usage, at: datetime, *, token: int | None = None
+    ) -> Job:
+        self.updates.append((job_id, progress))
+        return await super().save_progress(job_id, progress, usage, at, token=token)
+
+
 @dataclass
 class World:
-    """One project's storage, a recording progress sink and a runner wired to scripted fakes."""
+    """One project's storage (its job repository records progress writes) and a runner wired to
+    scripted fakes."""
 
     db: MemoryDatabase = field(default_factory=MemoryDatabase)
     project: Project = field(default_factory=lambda: Project(name="p", icp="anything", max_contacts_per_company=5))
-    sink: RecordingProgressSink = field(default_factory=RecordingProgressSink)
     instrument: Instrument = field(default_factory=Instrument)
 
     def __post_init__(self) -> None:
         self.projects = MemoryProjectRepo(self.db)
         self.companies = MemoryCompanyRepo(self.db)
         self.contacts = MemoryContactRepo(self.db)
-        self.jobs = MemoryJobRepo(self.db)
-        self.sink.inner = StoreProgressSink(self.jobs)
+        self.jobs = RecordingJobRepo(self.db)
         self.clock = SystemClock()
 
     async def setup(self, domains: Sequence[str]) -> None:
@@ -218,7 +231,6 @@ class World:
             self.projects,
             steps,
             limiter,
-            self.sink,
             self.clock,
             RunnerSettings(flush_interval=flush_interval, policy=policy or RetryPolicy(), seed=1),
         )

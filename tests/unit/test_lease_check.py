@@ -61,7 +61,6 @@ def test_a_resumed_attempt_whose_lease_was_taken_starts_no_new_call() -> None:
         world.projects,
         {JobType.QUALIFY: step},
         LocalLimiter({p.value: 2 for p in Provider}),
-        world.sink,
         clock,
         # no ticker during the test: only the check before each call can notice the lost lease
         RunnerSettings(flush_interval=1000.0, seed=1, lease_check_after=5.0),

@@ -81,7 +81,7 @@ def test_every_company_ends_in_exactly_one_final_state(case: tuple[list[str], Sc
         assert c.qualification_status is expected_status(script.answers[c.domain], POLICY.max_attempts)
     failed = sum(1 for c in companies if c.qualification_status is QualificationStatus.ERROR)
     assert (job.items_total, job.items_done, job.items_failed) == (len(names), len(names) - failed, failed)
-    percents = [p.percent for _, p in world.sink.updates]
+    percents = [p.percent for _, p in world.jobs.updates]
     assert percents == sorted(percents), "progress went backwards"
     assert world.instrument.peak <= limit
     # a decided company is never asked again

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from tam.domain.model import Job, JobStatus, JobType, QualificationStatus
+from tam.domain.model import Job, JobStatus, JobType, NewCompany, Project, QualificationStatus
 from tam.domain.services.calls import RetryPolicy
 from tests.unit.harness import Script, ScriptedLinkedin, ScriptedQualifier, World, run_virtual
 
@@ -160,15 +160,15 @@ def test_progress_is_batched_to_about_once_a_second() -> None:
     job = qualify(world, Script({}, delays=fast), limit=3)
     assert job.status is JobStatus.COMPLETED
     # 0.5 s of work: the first write, the final write and none per item
-    assert len(world.sink.updates) <= 3
-    last = world.sink.updates[-1][1]
+    assert len(world.jobs.updates) <= 3
+    last = world.jobs.updates[-1][1]
     assert (last.percent, last.message) == (100, "Qualified 30 of 30 companies")
 
 
 def test_progress_messages_read_like_a_person_wrote_them() -> None:
     world = World()
     job = qualify(world, Script({"c01.com": ["permanent"], "c02.com": ["no"]}, delays={n: 1.0 for n in NAMES}))
-    messages = [p.message for _, p in world.sink.updates]
+    messages = [p.message for _, p in world.jobs.updates]
     assert messages[0] == "Qualified 0 of 30 companies"
     assert any("of 30 companies, 1 failed" in m for m in messages[1:-1])
     assert job.message == "Qualified 30 of 30 companies; the project now has 28 qualified, 1 disqualified, 1 failed"
@@ -287,3 +287,39 @@ def test_verdicts_are_group_committed_as_they_arrive_not_at_progress_flushes() -
     assert sum(batches) == len(NAMES)
     assert max(batches) <= 3  # the window's width
     assert len(batches) >= len(NAMES) // 3
+
+
+def test_one_wired_runner_runs_two_qualify_jobs_side_by_side_each_with_its_own_buffer() -> None:
+    """Steps and the runner hold no per-attempt state: the same instances serve two jobs at once, and
+    each job stores and counts exactly its own project's verdicts."""
+    world = World()
+    other = Project(name="q", icp="anything else")
+    script = Script({"c03.com": ["no"], "d03.com": ["permanent"]}, default="ok")
+
+    async def main() -> tuple[Job, Job]:
+        await world.setup(NAMES)
+        await world.projects.add(other)
+        await world.companies.add_many(
+            other.id, [NewCompany(name=f"d{i:02d}", domain=f"d{i:02d}.com") for i in range(20)]
+        )
+        runner = world.runner(qualifier=ScriptedQualifier(script, world.instrument), limit=4)
+        first = await world.jobs.add(Job(project_id=world.project.id, job_type=JobType.QUALIFY))
+        second = await world.jobs.add(Job(project_id=other.id, job_type=JobType.QUALIFY))
+        return await asyncio.gather(runner.run(first.id), runner.run(second.id))  # type: ignore[return-value]
+
+    first, second = run_virtual(main)
+    assert (first.status, first.items_total, first.items_done, first.items_failed) == (JobStatus.COMPLETED, 30, 30, 0)
+    assert (second.status, second.items_total, second.items_done, second.items_failed) == (
+        JobStatus.COMPLETED,
+        20,
+        19,
+        1,
+    )
+    by_project = {(c.project_id, c.qualification_status) for c in world.db.companies.values()}
+    assert (world.project.id, QualificationStatus.DISQUALIFIED) in by_project  # c03: "no"
+    assert (other.id, QualificationStatus.ERROR) in by_project  # d03: permanent
+    assert (world.project.id, QualificationStatus.PENDING) not in by_project
+    assert (other.id, QualificationStatus.PENDING) not in by_project
+    assert sum(1 for c in world.db.companies.values() if c.project_id == other.id) == 20
+    assert "Qualified 30 of 30 companies" in (first.message or "")
+    assert "Qualified 20 of 20 companies" in (second.message or "")

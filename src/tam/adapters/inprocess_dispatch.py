@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 import asyncio
-import inspect
 from collections.abc import Awaitable, Callable, Collection
-from typing import Any
+from typing import Protocol
 from uuid import UUID
 
 from tam.domain.model import Job, JobType
 
-Attempt = Callable[[UUID, float | None, str | None], Awaitable[Any]]
+
+class Ended(Protocol):
+    @property
+    def end(self) -> str:
+        """How the attempt ended; "retry": resumable at once (a time limit before the last attempt)."""
+        ...
+
+
+Attempt = Callable[[UUID, float | None, str | None], Awaitable[Ended]]
 
 
 class InProcessJobDispatcher:
@@ -18,15 +25,8 @@ class InProcessJobDispatcher:
     resumable at once (a time limit before the last attempt). Jobs in flight when the process exits stay
     `running`; the stale-job sweep of the next `tam serve` resumes them."""
 
-    def __init__(
-        self,
-        new_attempt: Callable[[], Attempt | Awaitable[Attempt]],
-        time_limit: Callable[[JobType], float],
-        max_rounds: int = 10,
-    ) -> None:
-        # A fresh use case per attempt: steps keep per-attempt state (buffered results) that jobs
-        # running side by side in this loop must not share.
-        self._new_attempt = new_attempt
+    def __init__(self, attempt: Attempt, time_limit: Callable[[JobType], float], max_rounds: int = 10) -> None:
+        self._attempt = attempt  # one for every job: its state lives in each call (jobs run side by side)
         self._time_limit = time_limit
         self._max_rounds = max_rounds
         self._tasks: set[asyncio.Task[None]] = set()
@@ -54,11 +54,8 @@ class InProcessJobDispatcher:
     async def _run(self, job_id: UUID, job_type: JobType, task_id: str) -> None:
         limit = self._time_limit(job_type)
         for _ in range(self._max_rounds):
-            attempt = self._new_attempt()
-            if inspect.isawaitable(attempt):
-                attempt = await attempt
-            result = await attempt(job_id, limit, task_id)
-            if getattr(result, "end", None) != "retry":
+            result = await self._attempt(job_id, limit, task_id)
+            if result.end != "retry":
                 return
 
     async def ping(self) -> None:

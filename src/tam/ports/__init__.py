@@ -15,7 +15,7 @@ from tam.ports.providers import (
     PersonSearch,
     Verdict,
 )
-from tam.ports.runtime import Clock, ConcurrencyLimiter, JobDispatcher, ProgressSink
+from tam.ports.runtime import Clock, ConcurrencyLimiter, JobDispatcher
 from tam.ports.storage import CompanyPage, CompanyRepo, ContactRepo, ImportResult, JobRepo, ProjectRepo
 
 __all__ = [
@@ -39,7 +39,6 @@ __all__ = [
     "LinkedinTarget",
     "PeopleFound",
     "PersonSearch",
-    "ProgressSink",
     "ProjectRepo",
     "Verdict",
 ]

@@ -30,7 +30,10 @@ from tam.domain.model import (
 
 
 class Answer(Protocol):
-    """What every provider port returns: a frozen result with the call's rate signal."""
+    """What every provider port returns: a frozen result with what the call used and its rate signal."""
+
+    @property
+    def usage(self) -> Usage: ...
 
     @property
     def rate(self) -> RateSignal: ...

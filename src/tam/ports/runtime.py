@@ -1,4 +1,4 @@
-"""Ports to the runtime around the use cases: time, limits, progress and dispatch."""
+"""Ports to the runtime around the use cases: time, limits, dispatch and call metrics."""
 
 from __future__ import annotations
 
@@ -6,9 +6,8 @@ from collections.abc import Collection
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from typing import Literal, Protocol
-from uuid import UUID
 
-from tam.domain.model import ONE_CALL, Cost, Job, Progress, RateSignal, Usage
+from tam.domain.model import ONE_CALL, Cost, Job, RateSignal
 
 
 class Clock(Protocol):
@@ -59,13 +58,6 @@ class Pacer(Protocol):
 
 # The name the job runner knows the pacer by (it began as a pure concurrency limit).
 ConcurrencyLimiter = Pacer
-
-
-class ProgressSink(Protocol):
-    async def publish(self, job_id: UUID, progress: Progress, usage: Usage, token: int | None = None) -> Job:
-        """Called about once per flush interval (it is the job's heartbeat) by the attempt holding lease
-        `token`; returns the job row as it is after, so the attempt sees a cancel or a lost lease."""
-        ...
 
 
 class JobDispatcher(Protocol):

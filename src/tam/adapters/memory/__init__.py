@@ -4,7 +4,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from tam.adapters.memory.pacer import LocalLimiter
-from tam.adapters.memory.runtime import RecordingProgressSink, StoreProgressSink, SystemClock
+from tam.adapters.memory.runtime import SystemClock
 from tam.adapters.memory.store import (
     MemoryCompanyRepo,
     MemoryContactRepo,
@@ -21,8 +21,6 @@ __all__ = [
     "MemoryDatabase",
     "MemoryJobRepo",
     "MemoryProjectRepo",
-    "RecordingProgressSink",
-    "StoreProgressSink",
     "SystemClock",
     "open_store",
 ]

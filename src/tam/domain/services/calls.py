@@ -112,13 +112,13 @@ class ProviderCalls:
         used = NO_USAGE
         try:
             result = await self._admitted(provider, fn, cost)
-            used = getattr(result, "usage", NO_USAGE)
+            used = result.usage
             return result
         except PermanentItemError as exc:  # paid calls that came to nothing still cost what they used
-            used = getattr(exc, "usage", NO_USAGE)
+            used = exc.usage
             raise
         finally:
-            await self._budget.settle(held, used if isinstance(used, Usage) else NO_USAGE)
+            await self._budget.settle(held, used)
 
     async def _admitted(self, provider: str, fn: Callable[[], Awaitable[A]], cost: Cost) -> A:
         async with self._limiter.slot(provider, cost) as admission:

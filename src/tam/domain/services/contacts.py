@@ -7,7 +7,6 @@ from tam.domain.model import (
     Company,
     Contact,
     EmailStatus,
-    Job,
     PermanentItemError,
     Person,
     Project,
@@ -17,7 +16,7 @@ from tam.domain.model import (
     person_key,
 )
 from tam.domain.services.calls import ProviderCalls
-from tam.domain.services.step import Outcome, Totals
+from tam.domain.services.step import Outcome, StepRun, Totals
 from tam.ports.providers import EmailFinder, EmailFound, PersonSearch
 from tam.ports.runtime import Clock
 from tam.ports.storage import CompanyRepo, ContactRepo
@@ -55,13 +54,14 @@ class FindContacts:
     def workers(self) -> int:
         return self._workers
 
-    async def plan(self, project: Project, job: Job) -> Sequence[Company]:
-        return await self._companies.needing_contacts(project.id)
+    async def plan(self, run: StepRun) -> Sequence[Company]:
+        return await self._companies.needing_contacts(run.project.id)
 
     def weight(self, item: Company) -> int:
         return 1
 
-    async def process(self, project: Project, item: Company, calls: ProviderCalls) -> Outcome:
+    async def process(self, run: StepRun, item: Company) -> Outcome:
+        project, calls = run.project, run.calls
         limit = project.max_contacts_per_company
         found = await calls.call(
             Provider.PROSPEO_SEARCH, lambda: self._search.search(project, item, limit), ONE_PROSPEO_CREDIT
@@ -85,12 +85,9 @@ class FindContacts:
         except PermanentItemError:
             return EmailFound(None, EmailStatus.NOT_FOUND)  # the person is still worth keeping
 
-    async def fail(self, project: Project, item: Company, reason: str) -> None:
+    async def fail(self, run: StepRun, item: Company, reason: str) -> None:
         # Marked searched (with nobody) so a retry does not pay for the same failing search again.
         await self._contacts.record_company_contacts(item, [], self._clock.now())
-
-    async def flush(self) -> None:
-        """Nothing buffered: each item is stored as it finishes."""
 
     async def summary(self, project: Project, totals: Totals) -> str:
         if totals.total == 0:

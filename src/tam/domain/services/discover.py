@@ -2,9 +2,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from tam.domain.model import Job, Project, Provider, QualificationStatus, Usage
-from tam.domain.services.calls import ProviderCalls
-from tam.domain.services.step import Outcome, Totals
+from tam.domain.model import Project, Provider, QualificationStatus, Usage
+from tam.domain.services.step import Outcome, StepRun, Totals
 from tam.ports.providers import CompanySource, DiscoveryQuery
 from tam.ports.storage import CompanyRepo
 
@@ -29,26 +28,23 @@ class _Discover:
     async def query(self, project: Project) -> DiscoveryQuery | None:
         raise NotImplementedError
 
-    async def plan(self, project: Project, job: Job) -> Sequence[DiscoveryQuery]:
-        if job.items_done + job.items_failed > 0:  # an earlier attempt already stored its answer
+    async def plan(self, run: StepRun) -> Sequence[DiscoveryQuery]:
+        if run.job.items_done + run.job.items_failed > 0:  # an earlier attempt already stored its answer
             return []
-        query = await self.query(project)
+        query = await self.query(run.project)
         return [query] if query else []
 
     def weight(self, item: DiscoveryQuery) -> int:
         return 1
 
-    async def process(self, project: Project, item: DiscoveryQuery, calls: ProviderCalls) -> Outcome:
+    async def process(self, run: StepRun, item: DiscoveryQuery) -> Outcome:
         worst = Usage.of(discolike_records=item.max_records)  # DiscoLike bills the records it returns
-        found = await calls.call(Provider.DISCOLIKE, lambda: self._source.discover(item), worst)
-        result = await calls.stored(lambda: self._companies.add_many(project.id, found.companies))
+        found = await run.calls.call(Provider.DISCOLIKE, lambda: self._source.discover(item), worst)
+        result = await run.calls.stored(lambda: self._companies.add_many(run.project.id, found.companies))
         return Outcome(usage=found.usage, tally={"added": result.inserted, "skipped": result.skipped})
 
-    async def fail(self, project: Project, item: DiscoveryQuery, reason: str) -> None:
+    async def fail(self, run: StepRun, item: DiscoveryQuery, reason: str) -> None:
         """Nothing stored: the job's error says what went wrong."""
-
-    async def flush(self) -> None:
-        """Nothing buffered: each item is stored as it finishes."""
 
     async def summary(self, project: Project, totals: Totals) -> str:
         if totals.failed:
@@ -84,9 +80,6 @@ class RefineDiscolike(_Discover):
             exclude_domains=tuple(c.domain for c in known.items if c.domain not in seeds),
             max_records=self._max_records,
         )
-
-    async def flush(self) -> None:
-        """Nothing buffered: each item is stored as it finishes."""
 
     async def summary(self, project: Project, totals: Totals) -> str:
         if totals.total == 0:

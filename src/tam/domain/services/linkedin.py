@@ -2,9 +2,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from tam.domain.model import Job, Project, Provider, Usage
-from tam.domain.services.calls import ProviderCalls
-from tam.domain.services.step import Outcome, Totals
+from tam.domain.model import Project, Provider, Usage
+from tam.domain.services.step import Outcome, StepRun, Totals
 from tam.ports.providers import LinkedinChecker, LinkedinTarget
 from tam.ports.runtime import Clock
 from tam.ports.storage import CompanyRepo, ContactRepo
@@ -31,8 +30,8 @@ class CheckLinkedin:
     def workers(self) -> int:
         return self._workers
 
-    async def plan(self, project: Project, job: Job) -> Sequence[Batch]:
-        contacts = await self._contacts.unchecked_linkedin(project.id)
+    async def plan(self, run: StepRun) -> Sequence[Batch]:
+        contacts = await self._contacts.unchecked_linkedin(run.project.id)
         companies = {c.id: c for c in await self._companies.get_many(list({c.company_id for c in contacts}))}
         targets = [
             LinkedinTarget(
@@ -51,12 +50,12 @@ class CheckLinkedin:
     def weight(self, item: Batch) -> int:
         return len(item)
 
-    async def process(self, project: Project, item: Batch, calls: ProviderCalls) -> Outcome:
+    async def process(self, run: StepRun, item: Batch) -> Outcome:
         worst = Usage.of(brightdata_records=len(item))  # Bright Data bills each profile record
-        result = await calls.call(Provider.BRIGHTDATA, lambda: self._checker.check(item), worst)
+        result = await run.calls.call(Provider.BRIGHTDATA, lambda: self._checker.check(item), worst)
         wanted = {t.contact_id for t in item}
         checked = [c for c in result.checks if c.active is not None and c.contact_id in wanted]
-        await calls.stored(lambda: self._contacts.record_linkedin(checked, self._clock.now()))
+        await run.calls.stored(lambda: self._contacts.record_linkedin(checked, self._clock.now()))
         active = sum(1 for c in checked if c.active)
         return Outcome(
             done=len(checked),
@@ -65,11 +64,8 @@ class CheckLinkedin:
             tally={"active": active, "inactive": len(checked) - active},
         )
 
-    async def fail(self, project: Project, item: Batch, reason: str) -> None:
+    async def fail(self, run: StepRun, item: Batch, reason: str) -> None:
         """Nothing to write: the contacts stay unchecked for a later run."""
-
-    async def flush(self) -> None:
-        """Nothing buffered: each item is stored as it finishes."""
 
     async def summary(self, project: Project, totals: Totals) -> str:
         if totals.total == 0:

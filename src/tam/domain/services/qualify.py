@@ -5,17 +5,15 @@ from collections.abc import Sequence
 from tam.domain.model import (
     NO_USAGE,
     Company,
-    Job,
     PermanentItemError,
     Project,
     Provider,
     QualificationStatus,
     Usage,
 )
-from tam.domain.services.calls import ProviderCalls
 from tam.domain.services.estimate import EstimateSettings, QualifyMode, qualify_mode
 from tam.domain.services.qualify_batch import BatchRun
-from tam.domain.services.step import Outcome, Totals
+from tam.domain.services.step import Buffer, Outcome, StepRun, Totals
 from tam.ports.providers import BatchQualifier, LLMQualifier, UsageForecaster, Verdict
 from tam.ports.runtime import Clock
 from tam.ports.storage import CompanyRepo, JobRepo, QualificationRecord
@@ -25,7 +23,7 @@ class QualifyCompanies:
     """Asks the LLM about every pending company, one call each. Verdicts wait in a buffer only while
     the previous write runs (the runner's group commit), then go in one statement: a company whose
     verdict was not stored yet when a worker dies stays pending, and the retry asks about it again.
-    Built for one attempt (the buffer is that attempt's)."""
+    The buffer and a Message Batch belong to the attempt (its StepRun), so one instance serves all."""
 
     noun = "companies"
     verb = "Qualified"
@@ -49,45 +47,43 @@ class QualifyCompanies:
         self._mode = mode
         self._batch_min = batch_min
         self._poll = poll_interval
-        self._batch: BatchRun | None = None
         self._companies = companies
         self._qualifier = qualifier
         self._clock = clock
         self._workers = workers
-        self._verdicts: list[QualificationRecord] = []
 
     def workers(self) -> int:
         return self._workers
 
-    async def plan(self, project: Project, job: Job) -> Sequence[Company]:
+    async def plan(self, run: StepRun) -> Sequence[Company]:
+        job, project = run.job, run.project
         pending = await self._companies.pending_qualification(project.id)
-        self._batch = None
+        run.buffer = Buffer[QualificationRecord](self._companies.record_qualifications)
         if self._batches is not None and self._jobs is not None and job.max_cost_usd is None and pending:
             # A budget admits calls one by one, so a capped job runs online.
             wanted = EstimateSettings(qualify_mode=self._mode, batch_min=self._batch_min, batch_available=True)
             if job.batch_id is not None or qualify_mode(wanted, len(pending)) == "batch":
-                self._batch = BatchRun(
-                    self._jobs, self._batches, self._clock, job, project, pending, self._poll, self._show
-                )
-        return pending
 
-    def _show(self, text: str | None) -> None:
-        self.verb = f"{text}; qualified" if text else "Qualified"
+                def show(text: str | None) -> None:
+                    run.status = text
+
+                run.state = BatchRun(self._jobs, self._batches, self._clock, job, project, pending, self._poll, show)
+        return pending
 
     def weight(self, item: Company) -> int:
         return 1
 
-    async def process(self, project: Project, item: Company, calls: ProviderCalls) -> Outcome:
-        spent = NO_USAGE
-        if self._batch is not None:
-            answer = await self._batch.answer(item)
+    async def process(self, run: StepRun, item: Company) -> Outcome:
+        spent, project, calls = NO_USAGE, run.project, run.calls
+        if isinstance(run.state, BatchRun):
+            answer = await run.state.answer(item)
             if answer is not None and answer.verdict is not None:
-                return self._record(item, answer.verdict, answer.usage)
+                return self._record(run, item, answer.verdict, answer.usage)
             if answer is not None and not answer.retry:  # a refusal, say: the item fails, its usage counts
                 if not answer.usage:
                     raise PermanentItemError(Provider.CLAUDE, answer.error or "Claude batch request failed")
                 error = answer.error or "Claude batch request failed"
-                await calls.stored(lambda: self.fail(project, item, error))
+                await calls.stored(lambda: self.fail(run, item, error))
                 return Outcome(done=0, failed=self.weight(item), usage=answer.usage)
             spent = answer.usage if answer is not None else NO_USAGE  # then asked again online
         worst = NO_USAGE  # only a budget holds the worst case (the forecast costs CPU on every call)
@@ -104,26 +100,18 @@ class QualifyCompanies:
             # Paid calls that came to nothing (a refusal, an answer cut at max_tokens): the item
             # fails as the runner would fail it, and the job's usage still counts what they cost.
             reason = str(exc)
-            await calls.stored(lambda: self.fail(project, item, reason))
+            await calls.stored(lambda: self.fail(run, item, reason))
             return Outcome(done=0, failed=self.weight(item), usage=spent + exc.usage)
-        return self._record(item, verdict, spent + verdict.usage)
+        return self._record(run, item, verdict, spent + verdict.usage)
 
-    def _record(self, item: Company, verdict: Verdict, usage: Usage) -> Outcome:
+    def _record(self, run: StepRun, item: Company, verdict: Verdict, usage: Usage) -> Outcome:
         status = QualificationStatus.QUALIFIED if verdict.qualified else QualificationStatus.DISQUALIFIED
-        self._verdicts.append(QualificationRecord(item.id, status, verdict.reason, self._clock.now()))
+        assert run.buffer is not None  # set by plan
+        run.buffer.add(QualificationRecord(item.id, status, verdict.reason, self._clock.now()))
         return Outcome(usage=usage, tally={status.value: 1})
 
-    async def fail(self, project: Project, item: Company, reason: str) -> None:
+    async def fail(self, run: StepRun, item: Company, reason: str) -> None:
         await self._companies.record_qualification(item.id, QualificationStatus.ERROR, reason, self._clock.now())
-
-    async def flush(self) -> None:
-        batch, self._verdicts = self._verdicts, []
-        if batch:
-            try:
-                await self._companies.record_qualifications(batch)
-            except BaseException:
-                self._verdicts[:0] = batch  # held for the retry
-                raise
 
     async def summary(self, project: Project, totals: Totals) -> str:
         if totals.total == 0:

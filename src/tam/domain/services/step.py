@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from tam.domain.model import NO_USAGE, Job, Project, Usage
 from tam.domain.services.calls import ProviderCalls
 
 Item = TypeVar("Item")
+R = TypeVar("R")
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +43,42 @@ class Totals:
         return max(0, self.total - self.done - self.failed)
 
 
+class Buffer(Generic[R]):
+    """Results a step holds until the runner's group commit stores them with `write`, in one statement
+    (as soon as the write before ends, and before each progress write, so progress never counts an
+    item that is not stored). The batch is taken before the first await and put back if the write
+    fails, so a retry after an outage stores the same results."""
+
+    def __init__(self, write: Callable[[list[R]], Awaitable[object]]) -> None:
+        self._write = write
+        self._items: list[R] = []
+
+    def add(self, item: R) -> None:
+        self._items.append(item)
+
+    async def flush(self) -> None:
+        batch, self._items = self._items, []
+        if batch:
+            try:
+                await self._write(batch)
+            except BaseException:
+                self._items[:0] = batch  # held for the retry
+                raise
+
+
+@dataclass(slots=True)
+class StepRun:
+    """One attempt at a step: what the runner and the step share for its length. Steps keep no state
+    of their own, so one wired instance serves every job and attempt, side by side."""
+
+    project: Project
+    job: Job
+    calls: ProviderCalls
+    buffer: Buffer[Any] | None = None  # set by a step that buffers results (`plan`); the runner flushes it
+    status: str | None = None  # what the attempt waits on, shown in the job's message (a batch's progress)
+    state: Any = None  # the step's own per-attempt state (qualify: its Message Batch)
+
+
 class Step(Protocol[Item]):
     noun: str  # "companies", as in "Qualified 45 of 150 companies"
     verb: str
@@ -50,27 +87,22 @@ class Step(Protocol[Item]):
         """How many items are worked on at once (the sliding window's width)."""
         ...
 
-    async def plan(self, project: Project, job: Job) -> Sequence[Item]:
-        """The unfinished items; a resumed job gets only what an earlier attempt left."""
+    async def plan(self, run: StepRun) -> Sequence[Item]:
+        """The unfinished items of `run.job`; a resumed job gets only what an earlier attempt left.
+        A step that buffers its results sets `run.buffer` here."""
         ...
 
     def weight(self, item: Item) -> int:
         """How many progress units the item counts for (a batch of contacts counts each)."""
         ...
 
-    async def process(self, project: Project, item: Item, calls: ProviderCalls) -> Outcome:
-        """Do the item and store its result idempotently."""
+    async def process(self, run: StepRun, item: Item) -> Outcome:
+        """Do the item (its provider calls through `run.calls`) and store its result idempotently, or
+        add it to `run.buffer`."""
         ...
 
-    async def fail(self, project: Project, item: Item, reason: str) -> None:
+    async def fail(self, run: StepRun, item: Item, reason: str) -> None:
         """Record a permanent failure on the item."""
-        ...
-
-    async def flush(self) -> None:
-        """Store the results `process` buffered, in one write. The runner calls it as soon as the write
-        before it ends (group commit) and before each progress write, so progress never counts an item
-        that is not stored. It takes the buffer before its first await and puts it back if the write
-        fails, so a retry after an outage stores the same results."""
         ...
 
     async def summary(self, project: Project, totals: Totals) -> str:

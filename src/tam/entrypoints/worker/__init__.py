@@ -121,7 +121,7 @@ def _perform(
 ) -> Callable[[str], Awaitable[None]]:
     async def run(job_id: str) -> None:
         message = CurrentMessage.get_current_message()
-        attempt = (await opened.get()).new_attempt()
+        attempt = (await opened.get()).attempt
         result = await attempt(UUID(job_id), time_limit, message.message_id if message is not None else None)
         log.debug("job %s (%s): attempt ended %s %s", job_id, job_type.value, result.end.value, result.detail)
         if result.end is AttemptEnd.RETRY and message is not None:
