@@ -120,7 +120,6 @@ def test_answers_paid_for_after_the_lease_was_lost_are_still_stored() -> None:
         world.projects,
         {JobType.QUALIFY: step},
         LocalLimiter({p.value: 3 for p in Provider}),
-        world.sink,
         clock,
         RunnerSettings(flush_interval=1.0, seed=1),
     )
