@@ -12,27 +12,15 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 from uuid import UUID
 
-from pydantic import SecretStr
-
-from tam.adapters import (
-    brightdata,
-    claude,
-    claude_batches,
-    claude_forecast,
-    discolike,
-    memory,
-    postgres,
-    prospeo,
-    sandbox,
-    sqlite,
-    supabase,
-)
+from tam.adapters import brightdata, claude, discolike, memory, postgres, prospeo, sandbox, sqlite, supabase
+from tam.adapters.claude_batches import ClaudeBatchQualifier
+from tam.adapters.claude_forecast import ClaudeUsageForecaster
 from tam.adapters.dramatiq_dispatch import ACTOR_NAMES, QUEUE, DramatiqJobDispatcher, build_redis_broker
 from tam.adapters.inprocess_dispatch import InProcessJobDispatcher
-from tam.adapters.metrics import PrometheusCallObserver, PrometheusExposition, forget_dead_processes
+from tam.adapters.metrics import PrometheusCallObserver, PrometheusExposition, forget_exited_processes
 from tam.adapters.pacer import paces
 from tam.adapters.redis_limiter import RedisLimiter
-from tam.domain.model import InvalidInput, Job, JobType
+from tam.domain.model import Job, JobType
 from tam.domain.pricing import PriceTable
 from tam.domain.services.contacts import FindContacts
 from tam.domain.services.discover import RefineDiscolike, SourceCompanies
@@ -53,33 +41,23 @@ __all__ = ["ACTOR_NAMES", "QUEUE", "Services", "forget_exited_processes", "migra
 A = TypeVar("A")
 
 
-def _secret(value: SecretStr | None, message: str) -> str:
-    if value is None or not value.get_secret_value():
-        raise InvalidInput(message)
-    return value.get_secret_value()
-
-
-def _database_url(s: Settings) -> str:
-    return _secret(s.database_url, f"DATABASE_URL is not set (needed with TAM_STORE={s.tam_store})")
-
-
 def open_store(s: Settings) -> AbstractAsyncContextManager[Store]:
     """The store TAM_STORE names, its connection opened on the running loop."""
+    need = f"needed with TAM_STORE={s.tam_store}"
     if s.tam_store == "memory":
         return memory.open_store()
     if s.tam_store == "sqlite":
         return sqlite.open_store(s.tam_sqlite_path)
     if s.tam_store == "postgres":
-        return postgres.open_store(_database_url(s))
-    need = "SUPABASE_URL and SUPABASE_SERVICE_ROLE_KEY must be set with TAM_STORE=supabase"
-    return supabase.open_store(s.supabase_url or _secret(None, need), _secret(s.supabase_service_role_key, need))
+        return postgres.open_store(s.required("database_url", need))
+    return supabase.open_store(s.required("supabase_url", need), s.required("supabase_service_role_key", need))
 
 
 def migrator(s: Settings) -> sqlite.SqliteMigrator | postgres.PostgresMigrator:
     """`tam migrate`: Supabase's schema is the same SQL, applied through its Postgres connection string."""
     if s.tam_store == "sqlite":
         return sqlite.SqliteMigrator(s.tam_sqlite_path)
-    return postgres.PostgresMigrator(_database_url(s))
+    return postgres.PostgresMigrator(s.required("database_url", f"needed with TAM_STORE={s.tam_store}"))
 
 
 def _live_vendors(s: Settings, stack: contextlib.AsyncExitStack) -> Vendors:
@@ -104,10 +82,9 @@ def _live_vendors(s: Settings, stack: contextlib.AsyncExitStack) -> Vendors:
                                                   dataset_id=s.bright_data_dataset_id,
                                                   concurrency=s.tam_check_linkedin_concurrency)),
         # One retry may follow an answer cut at max_tokens, with twice the room (ClaudeQualifier.qualify).
-        claude_forecast.ClaudeUsageForecaster(lambda p, c, again: reader.request_params(p, c, attempt=again),
-                                              bigger_retries=1),
-        live(claude_batches.ClaudeBatchQualifier(claude.ClaudeQualifier(api_key=None, model=s.tam_claude_model),
-                                                 api_key=key, base_url=url)),
+        ClaudeUsageForecaster(lambda p, c, again: reader.request_params(p, c, attempt=again), bigger_retries=1),
+        live(ClaudeBatchQualifier(claude.ClaudeQualifier(api_key=None, model=s.tam_claude_model), api_key=key,
+                                  base_url=url)),
     )  # fmt: skip
 
 
@@ -186,21 +163,13 @@ async def open_services(
 
 def redis_broker(s: Settings) -> Any:
     """The Dramatiq broker on REDIS_URL, without actors (`tam worker` declares them)."""
-    url = _secret(s.redis_url, "REDIS_URL is not set")
+    url = s.required("redis_url", "the job broker")
     return build_redis_broker(url, int(s.tam_worker_heartbeat_timeout * 1000))
 
 
 async def run_job(services: Services, job_id: UUID, time_limit: float | None = None) -> Job:
-    """Run a job to its end in this process (the demo, benchmarks, tests), attempt after attempt, the
-    way a worker would, and return its row."""
+    """Run a job to its end in this process, attempt after attempt as a worker would (demo, tests)."""
     for _ in range(10):
         if (await services.attempt(job_id, time_limit, None)).end is not AttemptEnd.RETRY:
             break
     return await services.jobs.get(job_id)
-
-
-def forget_exited_processes() -> None:
-    """After `tam worker`'s processes have exited: drop their calls in flight from /metrics
-    (PROMETHEUS_MULTIPROC_DIR), which a scrape would otherwise do only at the next scrape."""
-    if directory := os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        forget_dead_processes(directory)

@@ -91,6 +91,14 @@ class Settings(BaseSettings):
     def prices(self) -> PriceTable:
         return PriceTable.parse(self.tam_claude_model, json.loads(self.tam_prices) if self.tam_prices else None)
 
+    def required(self, name: str, reason: str) -> str:
+        """A setting this configuration needs (a URL, a key), or InvalidInput naming its variable."""
+        value = getattr(self, name)
+        text = value.get_secret_value() if isinstance(value, SecretStr) else value
+        if not text:
+            raise InvalidInput(f"{name.upper()} is not set ({reason})")
+        return str(text)
+
     def estimate_settings(self) -> EstimateSettings:
         return EstimateSettings(
             batch_available=self.tam_providers == "live",

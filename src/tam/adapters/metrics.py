@@ -101,6 +101,13 @@ class PrometheusCallObserver:
 _LIVE_FILE = re.compile(r"^gauge_live\w+?_(\d+)\.db$")
 
 
+def forget_exited_processes() -> None:
+    """After `tam worker`'s processes have exited: drop their calls in flight from /metrics
+    (PROMETHEUS_MULTIPROC_DIR), which a scrape would otherwise do only at the next scrape."""
+    if directory := os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        forget_dead_processes(directory)
+
+
 def forget_dead_processes(multiprocess_dir: str) -> list[int]:
     """Drop the live gauges (calls in flight) of processes that no longer run on this host, with
     prometheus_client's own `mark_process_dead`: a worker killed mid-call would otherwise show its
