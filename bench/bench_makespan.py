@@ -9,6 +9,7 @@ For each size (150 and 1,000 companies at concurrency 10) and each repetition, o
 
 The fake runs in a child process (bench/fake_process.py) so it does not compete for this process's GIL.
 Usage: .venv/bin/python bench/bench_makespan.py [--reps 5] [--sizes 150,1000] [--store sqlite|postgres]
+       [--loop uvloop|asyncio]   (uvloop by default: the loop tam worker and tam serve run jobs on)
 Prints one JSON line (medians and ratios) and a table.
 """
 
@@ -138,6 +139,7 @@ async def measure(args: argparse.Namespace, url: str, fake: FakeProcess, where: 
         "latency_mean_s": args.latency,
         "sigma": args.sigma,
         "reps": args.reps,
+        "loop": args.loop,
         "fake_peak_in_flight": fake_stats["peak_in_flight"],
     }
     for n in args.sizes:
@@ -160,7 +162,7 @@ async def measure(args: argparse.Namespace, url: str, fake: FakeProcess, where: 
     return result
 
 
-async def main() -> None:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reps", type=int, default=5)
     parser.add_argument("--sizes", default="150,1000")
@@ -172,8 +174,18 @@ async def main() -> None:
         default=os.environ.get("TAM_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"),
         help="with --store postgres: a server where a scratch database may be created",
     )
+    parser.add_argument(
+        "--loop",
+        choices=("uvloop", "asyncio"),
+        default="uvloop",
+        help="the event loop (uvloop: as tam worker and tam serve run jobs)",
+    )
     args = parser.parse_args()
     args.sizes = [int(s) for s in args.sizes.split(",")]
+    return args
+
+
+async def main(args: argparse.Namespace) -> None:
 
     with FakeProcess(
         "anthropic", api_key=API_KEY, latency=args.latency, sigma=args.sigma, seed=11, rate_limit=FAKE_RPM
@@ -211,4 +223,10 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    arguments = parse_args()
+    if arguments.loop == "uvloop":
+        import uvloop
+
+        uvloop.run(main(arguments))
+    else:
+        asyncio.run(main(arguments))

@@ -221,22 +221,21 @@ async def main() -> None:
     print(json.dumps(result))
     print()
     print(
-        f"{'concurrency':>12}{'s':>8}{'companies/s':>13}{'start s':>9}"
-        + f"{'statements':>12}{'per company':>13}{'RSS MB':>8}"
+        f"{'concurrency':>12}{'s':>8}{'companies/s':>13}{'start s':>9}{'statements':>12}{'per company':>13}"
+        f"{'RSS MB':>8}{'worker CPU ms':>15}{'fake CPU ms':>13}"
     )
     for concurrency in args.concurrency:
         r = result[f"c{concurrency}"]
         print(
             f"{concurrency:>12}{r['seconds']:>8.2f}{r['companies_per_s']:>13.0f}{r['start_latency_s']:>9.3f}"
             f"{r['statements']:>12.0f}{r['statements_per_company']:>13.4f}{r['worker_peak_rss_mb']:>8.1f}"
+            f"{r['worker_cpu_ms_per_company']:>15.3f}{r['fake_cpu_ms_per_company']:>13.3f}"
         )
-    for concurrency in args.concurrency:
-        r = result[f"c{concurrency}"]
-        print(
-            f"{concurrency:>12}  CPU per company: worker {r['worker_cpu_ms_per_company']} ms, "
-            f"fake Claude {r['fake_cpu_ms_per_company']} ms"
-        )
-    print("targets: >= 1,000 companies/s, <= 0.2 SQL statements per company, worker peak RSS <= 200 MB")
+    print("(CPU per company: utime + stime of the worker process, process time of the fake Claude)")
+    print(
+        "targets: >= 1,000 companies/s, <= 1.0 ms of worker CPU per company, <= 0.2 SQL statements per company, "
+        "worker peak RSS <= 200 MB"
+    )
 
 
 if __name__ == "__main__":
