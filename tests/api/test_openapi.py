@@ -41,6 +41,10 @@ schema.config.generation.update(
 )
 
 
+# The request count below is the module's: all its tests on one pytest-xdist worker.
+pytestmark = pytest.mark.xdist_group("openapi")
+
+
 @pytest.fixture(scope="module", autouse=True)
 def enough_requests() -> Any:
     before = APP.requests

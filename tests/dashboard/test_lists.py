@@ -21,7 +21,7 @@ from playwright.sync_api import Browser, Page, expect
 
 from tests.dashboard.conftest import KEY, Server, console_errors, serve
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("dashboard-lists")]  # one server and browser
 
 ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOT = ROOT / ("docs" if os.environ.get("TAM_UPDATE_SCREENSHOT") else ".services") / "dashboard.png"

@@ -1,11 +1,10 @@
 """What the end-to-end suites share: `tam worker` processes (each in its own session, stopped by PID),
-a Redis database of its own per test, a TestClient over the real app, the fake vendor servers, and a
-direct PostgreSQL connection that samples job rows while a worker runs."""
+this process's Redis database flushed around each test, a TestClient over the real app, the fake vendor
+servers, and a direct PostgreSQL connection that samples job rows while a worker runs."""
 
 from __future__ import annotations
 
 import asyncio
-import itertools
 import os
 import signal
 import subprocess
@@ -27,21 +26,26 @@ from starlette.testclient import TestClient
 from tam.entrypoints.api import create_app
 from tam.settings import Settings
 from tam_fakes import FakeServer
+from tests.conftest import FIGURES_PROPERTY
+
+# The suites that kill, stop and starve `tam worker` processes and time the recovery (crash, faults,
+# limits) run one after the other on one pytest-xdist worker (--dist loadgroup, pyproject.toml): beside
+# each other they would compete for the same two cores in the seconds they measure. The group has the
+# most tests but one, so the scheduler starts it first (the longest chain of the run).
+TIMED = pytest.mark.xdist_group("e2e-timed")
 
 KEY = "e2e-key"
 AUTH = {"x-api-key": KEY}
 VENDOR_KEY = "fake-vendor-key"
 T = TypeVar("T")
 
-# Redis databases 8..15 belong to these tests (the other suites use database 0 with key prefixes);
-# each test takes the next one and flushes it before and after.
-_REDIS_DBS = itertools.cycle(range(8, 16))
-
 
 @pytest.fixture
 def redis_url(redis_server_url: str) -> Iterator[str]:
-    base = redis_server_url.rsplit("/", 1)[0]
-    url = f"{base}/{next(_REDIS_DBS)}"
+    """This test process's Redis database (tests/conftest.py), flushed before and after: a `tam worker`
+    consumes every queue in it. The other suites' keys there carry prefixes of their own, and a process
+    runs one test at a time."""
+    url = redis_server_url
     client = redis.Redis.from_url(url)
     client.flushdb()
     yield url
@@ -245,17 +249,20 @@ def create_job(api: TestClient, project_id: str, job_type: str) -> str:
     return str(created.json()["jobId"])
 
 
-_FIGURES: list[str] = []
+_RUNNING: list[pytest.Item] = []
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item) -> Iterator[object]:
+    _RUNNING.append(item)
+    try:
+        return (yield)
+    finally:
+        _RUNNING.pop()
 
 
 def report(line: str) -> None:
-    """A measured figure: in the test's output and in the summary at the end of the run."""
-    _FIGURES.append(line)
+    """A measured figure: in the test's output and in the summary at the end of the run (tests/conftest.py
+    prints it there, also from a pytest-xdist worker)."""
+    _RUNNING[-1].user_properties.append((FIGURES_PROPERTY, line))
     sys.stderr.write(f"\n[e2e] {line}\n")
-
-
-def pytest_terminal_summary(terminalreporter: Any) -> None:
-    if _FIGURES:
-        terminalreporter.section("e2e measurements")
-        for line in _FIGURES:
-            terminalreporter.write_line(line)

@@ -15,9 +15,9 @@ from starlette.testclient import TestClient
 
 from tam_fakes import FakeServer
 from tam_fakes.anthropic import expected_qualified
-from tests.e2e.conftest import VENDOR_KEY, JobRow, Pg, create_job, live_env, new_project, report, wait_for
+from tests.e2e.conftest import TIMED, VENDOR_KEY, JobRow, Pg, create_job, live_env, new_project, report, wait_for
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, TIMED]
 
 _DOMAIN = re.compile(r"^Domain:\s*(\S+)", re.MULTILINE)
 

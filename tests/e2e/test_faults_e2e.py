@@ -41,9 +41,10 @@ from tam.entrypoints.api import create_app
 from tam.settings import Settings
 from tam_fakes import FakeServer
 from tam_fakes.anthropic import asked_domain, expected_qualified
-from tests.e2e.conftest import AUTH, KEY, VENDOR_KEY, JobRow, Pg, Worker, live_env, new_project, report, wait_for
+from tests.conftest import xdist_index
+from tests.e2e.conftest import AUTH, KEY, TIMED, VENDOR_KEY, JobRow, Pg, Worker, live_env, new_project, report, wait_for
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, TIMED]
 
 COMPANIES = 200
 CONCURRENCY = 10
@@ -51,8 +52,12 @@ LATENCY = 0.2  # seconds per Claude call at the fake
 HEARTBEAT_TIMEOUT = 5  # short, so the cases that wait it out stay short
 
 
-def _free_port() -> int:
-    for port in range(56310, 56400):
+def _free_port(worker_id: str) -> int:
+    """The first free port of 56310-56399, counted from a pytest-xdist worker's own tenth of the range, so
+    that parallel workers do not pick the same one at once."""
+    start = 10 * xdist_index(worker_id)
+    ports = range(56310, 56400)
+    for port in [*ports[start:], *ports[:start]]:
         with socket.socket() as s:
             try:
                 s.bind(("127.0.0.1", port))
@@ -65,8 +70,8 @@ def _free_port() -> int:
 class PrivateRedis:
     """A redis-server of our own (append-only file, so a restart keeps the queues), stopped by PID."""
 
-    def __init__(self, directory: Path) -> None:
-        self.port = _free_port()
+    def __init__(self, directory: Path, worker_id: str) -> None:
+        self.port = _free_port(worker_id)
         self.dir = directory
         self.proc: subprocess.Popen[bytes] | None = None
         self.url = f"redis://127.0.0.1:{self.port}/0"
@@ -181,9 +186,9 @@ class Rig:
 
 
 @pytest.fixture(scope="module")
-def rig(migrated_database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rig]:
+def rig(migrated_database_url: str, tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> Iterator[Rig]:
     base = tmp_path_factory.mktemp("faults")
-    redis = PrivateRedis(base)
+    redis = PrivateRedis(base, worker_id)
     redis.start()
     db = DatabaseSwitch(migrated_database_url)
     claude = FakeServer("anthropic", api_key=VENDOR_KEY, latency=LATENCY).start()

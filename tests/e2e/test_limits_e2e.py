@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
-from tests.e2e.conftest import AUTH, JobRow, Pg, create_job, new_project, wait_for
+from tests.e2e.conftest import AUTH, TIMED, JobRow, Pg, create_job, new_project, wait_for
 from tests.e2e.test_crash_e2e import assert_monotone, decided, sample_until
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, TIMED]
 
 
 def test_time_limit_second_attempt_resumes_then_the_job_fails(

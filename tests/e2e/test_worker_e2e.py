@@ -12,7 +12,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import redis
 from starlette.testclient import TestClient
 
 from tam.entrypoints.api import create_app
@@ -24,23 +23,16 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
-def env(tmp_path: Path, redis_server_url: str) -> Iterator[dict[str, str]]:
-    """A Redis database of its own (flushed before and after) and a fresh SQLite file."""
-    base = redis_server_url.rsplit("/", 1)[0]
-    db = 8 + (os.getpid() % 7)
-    url = f"{base}/{db}"
-    client = redis.Redis.from_url(url)
-    client.flushdb()
-    yield {
-        "REDIS_URL": url,
+def env(tmp_path: Path, redis_url: str) -> dict[str, str]:
+    """This process's Redis database (flushed before and after: tests/e2e/conftest.py) and a fresh SQLite file."""
+    return {
+        "REDIS_URL": redis_url,
         "TAM_STORE": "sqlite",
         "TAM_SQLITE_PATH": str(tmp_path / "tam.db"),
         "TAM_PROVIDERS": "sandbox",
         "TAM_SANDBOX_LATENCY": "0.05",
         "SERVICE_API_KEY": KEY,
     }
-    client.flushdb()
-    client.close()
 
 
 def start_worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:

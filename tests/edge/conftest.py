@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import socket
@@ -24,16 +25,19 @@ KEY = "edge-test-key-5f1c2a9b7e"
 def deno() -> str:
     """The deno binary; installed with npm when missing (a missing npm is an error, not a skip)."""
     binary = DENO_PREFIX / "node_modules" / ".bin" / "deno"
-    if not binary.exists():
-        npm = shutil.which("npm")
-        assert npm, "npm is needed to install deno (npm install deno@2)"
-        DENO_PREFIX.mkdir(parents=True, exist_ok=True)
-        subprocess.run(
-            [npm, "install", "--prefix", str(DENO_PREFIX), "--no-audit", "--no-fund", "deno@2"],
-            check=True,
-            capture_output=True,
-            timeout=300,
-        )
+    DENO_PREFIX.mkdir(parents=True, exist_ok=True)
+    # one install at a time: pytest-xdist workers may all get here first on a fresh checkout
+    with (DENO_PREFIX / ".install.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not binary.exists():
+            npm = shutil.which("npm")
+            assert npm, "npm is needed to install deno (npm install deno@2)"
+            subprocess.run(
+                [npm, "install", "--prefix", str(DENO_PREFIX), "--no-audit", "--no-fund", "deno@2"],
+                check=True,
+                capture_output=True,
+                timeout=300,
+            )
     subprocess.run([str(binary), "--version"], check=True, capture_output=True, timeout=60)
     return str(binary)
 

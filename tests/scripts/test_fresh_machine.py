@@ -90,6 +90,7 @@ def test_private_servers_come_up_pass_a_contract_test_and_go(checkout: Path) -> 
         "-q",
         "-p",
         "no:cacheprovider",
+        "-n0",  # in one process: a handful of tests
         "tests/contract/test_job_repo.py",
         "tests/contract/test_providers_limiter.py",
         "-k",
