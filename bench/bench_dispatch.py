@@ -133,7 +133,8 @@ async def backends_cpu(db_url: str) -> dict[int, float]:
     conn = await asyncpg.connect(db_url)
     try:
         pids = await conn.fetch(
-            "select pid from pg_stat_activity where datname = current_database() and pid <> pg_backend_pid()"
+            """select pid from pg_stat_activity where datname = current_database() and pid <> pg_backend_pid()
+                 and backend_type = 'client backend'"""  # not autovacuum, which the bulk inserts wake up
         )
     finally:
         await conn.close()
