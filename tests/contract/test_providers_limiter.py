@@ -6,6 +6,7 @@ import asyncio
 import inspect
 import multiprocessing
 import os
+import random
 import signal
 import time
 import uuid
@@ -267,9 +268,12 @@ async def test_the_refusal_guard_holds_across_pacers(kind: str, redis_server_url
             await other.aclose()
 
 
-async def test_one_redis_round_trip_per_admitted_call(redis_server_url: str, prefix: str) -> None:
-    """Busy workers give their slot back inside their next admission: no separate release."""
-    pacer = RedisLimiter(redis_server_url, {"p": Pace(4)}, prefix=prefix)
+@pytest.mark.parametrize("budget", [Pace(4), Pace(8, RateLimits(requests=1200))], ids=["slots", "rate"])
+async def test_less_than_one_redis_command_per_admitted_call(redis_server_url: str, prefix: str, budget: Pace) -> None:
+    """Counted at the client: every command the pacer sent (connection set-up, admissions, releases,
+    renewals, the last flush). Busy workers give their slot back inside the next admission, and one
+    admission decides the callers queued behind it too."""
+    pacer = RedisLimiter(redis_server_url, {"p": budget}, prefix=prefix)
     admitted = 0
 
     async def worker() -> None:
@@ -281,9 +285,108 @@ async def test_one_redis_round_trip_per_admitted_call(redis_server_url: str, pre
                 admission.settle(NO_SIGNAL)
 
     try:
-        await asyncio.gather(*(worker() for _ in range(4)))
-        await pacer.drain()
+        await asyncio.gather(*(worker() for _ in range(budget.capacity)))
+    finally:
+        await pacer.aclose()  # sends what is still held: counted too
+    assert admitted == pacer.admitted == 25 * budget.capacity
+    assert pacer.redis.commands == sum(pacer.redis.by_command.values())
+    assert pacer.redis.by_command["EVALSHA"] >= 1
+    assert pacer.redis.commands < admitted
+
+
+async def test_one_admission_decides_the_callers_queued_behind_it(redis_server_url: str, prefix: str) -> None:
+    pacer = RedisLimiter(redis_server_url, {"p": 8}, prefix=prefix)
+    in_flight = peak = 0
+
+    async def call() -> None:
+        nonlocal in_flight, peak
+        async with pacer.slot("p"):
+            in_flight += 1
+            peak = max(peak, in_flight)
+            await asyncio.sleep(0.2)
+            in_flight -= 1
+
+    try:
+        await asyncio.gather(*(call() for _ in range(8)))
     finally:
         await pacer.aclose()
-    assert admitted == 100
-    assert pacer.round_trips <= admitted * 1.1
+    assert peak == 8
+    # the first caller asks alone (the others are not queued yet); the second asks for all 7 left
+    assert pacer.round_trips <= 3  # two admissions and the last flush
+
+
+async def test_a_waiter_behind_slots_of_its_own_process_waits_for_one_instead_of_polling(
+    redis_server_url: str, prefix: str
+) -> None:
+    pacer = RedisLimiter(redis_server_url, {"p": 1}, prefix=prefix)
+
+    async def call() -> None:
+        async with pacer.slot("p"):
+            await asyncio.sleep(1.0)
+
+    try:
+        started = time.monotonic()
+        await asyncio.gather(call(), call())
+        assert time.monotonic() - started < 2.5  # the second started as soon as the first was back
+    finally:
+        await pacer.aclose()
+    # the holder's admission, the waiter's "full", its admission (carrying the release), the last flush;
+    # polling every 20-250 ms would have asked about 8 times in that second
+    assert pacer.round_trips <= 4
+
+
+async def test_a_busy_provider_renews_its_held_leases_inside_admissions(redis_server_url: str, prefix: str) -> None:
+    pacer = RedisLimiter(redis_server_url, {"p": 2}, prefix=prefix, lease_ttl=1)
+    held_after_ttl = 0
+    done = asyncio.Event()
+
+    async def long_call() -> None:
+        nonlocal held_after_ttl
+        async with pacer.slot("p"):
+            await asyncio.sleep(2.5)  # past the TTL: only renewal keeps the lease
+            client = pacer.redis.client()
+            held_after_ttl = await client.zcount(pacer.key("p"), f"({(await _redis_ms(client))}", "+inf")
+        done.set()
+
+    async def short_calls() -> None:
+        await asyncio.sleep(0.05)
+        while not done.is_set():
+            async with pacer.slot("p"):
+                await asyncio.sleep(0.03)
+
+    try:
+        await asyncio.gather(long_call(), short_calls())
+    finally:
+        await pacer.aclose()
+    assert held_after_ttl >= 1
+    assert pacer.redis.renewals == 0  # no renewal of its own: the admissions carried them
+
+
+async def _redis_ms(client: Any) -> int:
+    seconds, micros = await client.time()
+    return int(seconds * 1000 + micros // 1000)
+
+
+@pytest.mark.parametrize("kind", ["local", "redis"])
+async def test_callers_cancelled_while_queued_or_decided_leave_no_slot_behind(
+    kind: str, redis_server_url: str, prefix: str
+) -> None:
+    pacer: Any = LocalLimiter({"p": 2}) if kind == "local" else RedisLimiter(redis_server_url, {"p": 2}, prefix=prefix)
+
+    async def call() -> None:
+        async with pacer.slot("p"):
+            await asyncio.sleep(0.05)
+
+    try:
+        for _ in range(5):
+            tasks = [asyncio.create_task(call()) for _ in range(12)]
+            await asyncio.sleep(0.01 * random.random())
+            for task in tasks[1::3]:  # queued, decided by another caller's admission, or holding
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        in_use = pacer.in_use("p")
+        assert (await in_use if inspect.isawaitable(in_use) else in_use) == 0
+        async with asyncio.timeout(2), pacer.slot("p"), pacer.slot("p"):
+            pass
+    finally:
+        await pacer.aclose()

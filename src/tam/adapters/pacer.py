@@ -12,10 +12,13 @@ A provider's call starts only when every budget allows it:
   rolling window, counting calls in flight as possible refusals: Bright Data blocks an IP after 25).
 
 Where that state lives is a `PacerState`: memory (tam.adapters.memory.pacer) or Redis (one Lua script
-per admission, tam.adapters.redis_limiter). This module is the part both share: within a process, one
-caller per provider at a time asks the state (FIFO), so waiting callers never poll it in a herd; the
-slot's release and what the answer taught (limits, remaining quota, real token use) travel with the
-next admission, so a busy provider costs one round trip per call.
+per round trip, tam.adapters.redis_limiter). This module is the part both share: within a process, one
+caller per provider at a time asks the state (FIFO), so waiting callers never poll it in a herd; that
+caller asks for the callers queued behind it too (one round trip admits every call that may start
+within a short window: a batch), and the slots given back and what the answers taught (limits,
+remaining quota, real token use) travel with the next admission. A caller that finds every slot taken
+by this process waits for one of them to come back instead of asking again. So a busy provider costs
+less than one round trip per admitted call.
 """
 
 from __future__ import annotations
@@ -93,6 +96,10 @@ class Decision:
     wait: float = 0.0  # ADMITTED: seconds until the reserved start; otherwise seconds to wait
     started: float = 0.0
     charged: int = 0  # ADMITTED: bit i set when budget i had a limit and was charged
+    others: int = 0  # FULL: slots held by other processes (0: only ours come back, no need to poll)
+
+
+Ask = tuple[str, Cost]  # a call asking for a slot: its token and what it will spend
 
 
 class StateUnreachable(Exception):
@@ -100,8 +107,13 @@ class StateUnreachable(Exception):
 
 
 class PacerState(Protocol):
-    async def admit(self, provider: str, budget: Pace, token: str, cost: Cost, releases: Sequence[Release]) -> Decision:
-        """Applies `releases`, then admits `token` if every budget allows `cost`. Atomic."""
+    async def admit(
+        self, provider: str, budget: Pace, asks: Sequence[Ask], releases: Sequence[Release]
+    ) -> list[Decision]:
+        """Applies `releases`, then decides `asks` in order, atomically: the first one's decision (any
+        status), then ADMITTED decisions for those after it that every budget also admits and that may
+        start within the state's batch window of the first (at least the second one); the rest stay
+        undecided."""
         ...
 
     async def release(self, provider: str, budget: Pace, releases: Sequence[Release]) -> None: ...
@@ -130,6 +142,18 @@ def effective_limits(budget: Pace, learned: Sequence[float | None]) -> list[floa
     return out
 
 
+@dataclass(eq=False)
+class _Ask:
+    """One caller waiting for a slot; the caller asking the state may decide it for them."""
+
+    token: str
+    cost: Cost
+    decision: Decision | None = None  # ADMITTED, with `start` its loop time
+    start: float = 0.0
+    error: BaseException | None = None  # the provider is paused (guard) or the state unreachable
+    gone: bool = False  # its caller left (cancelled): an admission made for it is given back
+
+
 @dataclass
 class _Lane:
     """One provider's callers in this process."""
@@ -137,6 +161,8 @@ class _Lane:
     turn: asyncio.Lock = field(default_factory=asyncio.Lock)
     released: asyncio.Event = field(default_factory=asyncio.Event)
     pending: list[Release] = field(default_factory=list)
+    asks: list[_Ask] = field(default_factory=list)  # callers not yet decided, in arrival order
+    in_flight: int = 0  # slots this process holds
     flush: asyncio.Task[None] | None = None
 
 
@@ -185,6 +211,8 @@ class PacedSlots:
         flush_delay: float = 0.05,
         max_hold: float = 1.0,
         unavailable_after: float = 10.0,
+        batch: int = 16,
+        local_wait: float = 5.0,
     ) -> None:
         self._state = state
         self._budgets = dict(budgets)
@@ -194,9 +222,12 @@ class PacedSlots:
         self._flush_delay = flush_delay
         self._max_hold = max_hold
         self._unavailable_after = unavailable_after
+        self._batch = max(1, batch)  # most calls one round trip asks for
+        self._local_wait = local_wait  # longest wait for a slot of ours before asking again anyway
         self._lanes: dict[str, _Lane] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
-        self.round_trips = 0  # calls to the state (for the benchmark: one per admitted call)
+        self.round_trips = 0  # calls to the state (admissions, flushed releases)
+        self.admitted = 0  # calls admitted
 
     def budget(self, provider: str) -> Pace:
         return self._budgets.get(provider, self._default)
@@ -217,63 +248,99 @@ class PacedSlots:
     async def slot(self, provider: str, cost: Cost = ONE_CALL) -> AsyncIterator[_Admission]:
         lane = self._lane(provider)
         loop = asyncio.get_running_loop()
-        token = uuid.uuid4().hex
+        ask = _Ask(uuid.uuid4().hex, cost)
         admission = _Admission(cost)
-        async with lane.turn:
-            decision = await self._admit(lane, provider, token, cost)
-            start = loop.time() + decision.wait
-            try:
+        lane.asks.append(ask)
+        try:
+            async with lane.turn:
+                if ask.decision is None and ask.error is None:  # nobody asked for us: ask, for us and those behind
+                    await self._admit(lane, provider, ask)
+                if ask.error is not None:
+                    raise ask.error
                 # Keep the turn until just before our start, so the next reservation follows ours
                 # instead of piling up far ahead while holding slots.
-                if start - self._lead > loop.time():
-                    await asyncio.sleep(start - self._lead - loop.time())
-            except BaseException:
-                self._give_back(lane, provider, admission.release(token, decision.started, decision.charged))
-                raise
-        try:
-            if start > loop.time():  # no await when the call may start now: the window stays full
-                await asyncio.sleep(start - loop.time())
+                if ask.start - self._lead > loop.time():
+                    await asyncio.sleep(ask.start - self._lead - loop.time())
+            if ask.start > loop.time():  # no await when the call may start now: the window stays full
+                await asyncio.sleep(ask.start - loop.time())
             yield admission
         finally:
-            self._give_back(lane, provider, admission.release(token, decision.started, decision.charged))
+            ask.gone = True
+            with contextlib.suppress(ValueError):
+                lane.asks.remove(ask)
+            if (decided := ask.decision) is not None:
+                self._give_back(lane, provider, admission.release(ask.token, decided.started, decided.charged))
 
-    async def _admit(self, lane: _Lane, provider: str, token: str, cost: Cost) -> Decision:
+    async def _admit(self, lane: _Lane, provider: str, ask: _Ask) -> None:
+        """Asks the state until `ask` is decided, deciding the callers queued behind it on the way."""
         budget = self.budget(provider)
         pause = self._poll_min
         failing_since: float | None = None
         loop = asyncio.get_running_loop()
         while True:
+            batch = [ask, *(a for a in lane.asks if a is not ask and a.decision is None and a.error is None)]
+            batch = batch[: self._batch]
             releases, lane.pending = lane.pending, []
             lane.released.clear()
             try:
                 self.round_trips += 1
-                decision = await self._state.admit(provider, budget, token, cost, releases)
+                decisions = await self._state.admit(provider, budget, [(a.token, a.cost) for a in batch], releases)
                 failing_since = None
+            except asyncio.CancelledError:
+                lane.pending[:0] = releases  # perhaps not applied: applying them twice is harmless
+                raise
             except StateUnreachable as exc:
                 lane.pending[:0] = releases  # not applied: they travel with the next try
                 failing_since = failing_since or loop.time()
                 if loop.time() - failing_since >= self._unavailable_after:
                     # weather, not a provider error: the job pauses (no call starts) until Redis is back
-                    raise BrokerUnavailable(f"rate limiter unreachable (Redis): {exc}") from exc
+                    for a in batch:
+                        a.error = BrokerUnavailable(f"rate limiter unreachable (Redis): {exc}")
+                    self._forget(lane, batch)
+                    return
                 await asyncio.sleep(pause)
                 pause = min(pause * 1.5, self._poll_max)
                 continue
-            if decision.status is Status.ADMITTED:
-                return decision
-            if decision.status is Status.GUARDED:
-                raise ProviderPaused(provider, budget.guard_reason or f"{provider} is paused", wait=decision.wait)
-            if decision.status in (Status.PAUSED, Status.AHEAD):
+            now = loop.time()
+            for a, decision in zip(batch, decisions, strict=False):
+                if decision.status is Status.ADMITTED:
+                    self.admitted += 1
+                    lane.in_flight += 1
+                    a.decision, a.start = decision, now + decision.wait
+                    self._forget(lane, [a])
+                    if a.gone:  # left while we asked: the slot goes straight back
+                        self._give_back(lane, provider, Release(a.token, decision.started, charged=decision.charged))
+            first = decisions[0]
+            if first.status is Status.ADMITTED:
+                return
+            if first.status is Status.GUARDED:  # holds every caller: they all hear it now
+                for a in batch:
+                    a.error = ProviderPaused(provider, budget.guard_reason or f"{provider} is paused", wait=first.wait)
+                self._forget(lane, batch)
+                return
+            if first.status in (Status.PAUSED, Status.AHEAD):
                 # At least a millisecond: a wait rounded to nothing would ask again without time moving.
-                await asyncio.sleep(max(decision.wait, 0.001))
+                await asyncio.sleep(max(first.wait, 0.001))
                 pause = self._poll_min
                 continue
-            # Every slot taken: a slot given back in this process wakes us at once; one in another
-            # process is noticed by polling (only this caller polls: the others wait for the turn).
+            # Every slot taken. When this process holds them all, one comes back here: wait for it (a
+            # release wakes us at once). Slots held elsewhere are noticed by polling (only this caller
+            # polls: the others wait for the turn).
+            if lane.in_flight > 0 and first.others == 0:
+                wait = self._local_wait
+            else:
+                wait, pause = pause, min(pause * 1.5, self._poll_max)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(lane.released.wait(), pause)
-            pause = min(pause * 1.5, self._poll_max)
+                await asyncio.wait_for(lane.released.wait(), wait)
+
+    @staticmethod
+    def _forget(lane: _Lane, decided: Sequence[_Ask]) -> None:
+        for a in decided:
+            with contextlib.suppress(ValueError):
+                lane.asks.remove(a)
 
     def _give_back(self, lane: _Lane, provider: str, release: Release) -> None:
+        lane.in_flight -= 1
         if self._state.release_now(provider, self.budget(provider), [release]):
             lane.released.set()
             return

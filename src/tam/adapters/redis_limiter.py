@@ -17,34 +17,43 @@ import asyncio
 import contextlib
 import logging
 import math
+import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from redis.asyncio import Redis
+from redis.asyncio import ConnectionPool, Redis
 from redis.exceptions import RedisError
 
 from tam.adapters.http import reveal
 from tam.adapters.memory.pacer import as_budgets
-from tam.adapters.pacer import Decision, Pace, PacedSlots, Release, StateUnreachable, Status
-from tam.domain.model import Cost
+from tam.adapters.pacer import Ask, Decision, Pace, PacedSlots, Release, StateUnreachable, Status
 
 log = logging.getLogger(__name__)
 
 _FIELDS_PER_RELEASE = 18
 
-# KEYS: leases, state, refusals. ARGV: see RedisPacerState._args. Returns {status, wait_ms, now_ms}.
+# KEYS: leases, state, refusals. ARGV: see RedisPacerState._args. Returns {status, wait_ms, now_ms,
+# charged, others, then wait_ms and charged of each call admitted after the first}.
 _PACE = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
 local S = KEYS[2]
+local mine = ARGV[1]
 local capacity = tonumber(ARGV[2])
 local ttl = tonumber(ARGV[3])
-local burst = tonumber(ARGV[11])
-local ahead = tonumber(ARGV[12])
-local most = tonumber(ARGV[13])
-local window = tonumber(ARGV[14])
-local adaptive = ARGV[16] == '1'
-local pace = ARGV[17] == '1'
+local burst = tonumber(ARGV[8])
+local ahead = tonumber(ARGV[9])
+local most = tonumber(ARGV[10])
+local window = tonumber(ARGV[11])
+local adaptive = ARGV[13] == '1'
+local pace = ARGV[14] == '1'
+local batch_window = tonumber(ARGV[15])
+local n_asks = tonumber(ARGV[16])
+local n_renew = tonumber(ARGV[17])
+local n_releases = tonumber(ARGV[18])
+local asks_at = 18
+local renew_at = asks_at + 4 * n_asks
+local releases_at = renew_at + n_renew
 local function num(field, default)
   local v = redis.call('HGET', S, field)
   if v then return tonumber(v) end
@@ -52,11 +61,15 @@ local function num(field, default)
 end
 -- the smaller of the configured (ARGV) and the learned per-minute limit of budget i; 0: none
 local function limit(i)
-  local cfg = tonumber(ARGV[6 + i])
+  local cfg = tonumber(ARGV[3 + i])
   local seen = num('lim' .. i, 0)
   if cfg > 0 and seen > 0 then return math.min(cfg, seen) end
   if cfg > 0 then return cfg end
   return seen
+end
+-- leases this process still holds, renewed on the way (no separate round trip while it is busy)
+for i = 1, n_renew do
+  redis.call('ZADD', KEYS[1], 'XX', now + ttl, ARGV[renew_at + i])
 end
 local cap = math.min(num('cap', capacity), capacity)
 local cut_at = num('cut_at', -1)
@@ -64,8 +77,8 @@ local not_before = num('not_before', 0)
 -- releases: ARGV[a+1] token, +2 started, +3 answered, +4 throttled, +5 retry_ms,
 -- +6..8 cost corrections, +9..11 learned limits (-1 none), +12..14 remaining (-1 none),
 -- +15 budgets charged at admission (bit i-1), +16..18 spent
-for r = 0, tonumber(ARGV[18]) - 1 do
-  local a = 18 + r * 18
+for r = 0, n_releases - 1 do
+  local a = releases_at + r * 18
   redis.call('ZREM', KEYS[1], ARGV[a + 1])
   if ARGV[a + 4] == '1' then
     if adaptive and tonumber(ARGV[a + 2]) >= cut_at then
@@ -102,51 +115,73 @@ for r = 0, tonumber(ARGV[18]) - 1 do
   end
 end
 redis.call('HSET', S, 'cap', tostring(cap), 'cut_at', tostring(cut_at), 'not_before', tostring(not_before))
-redis.call('PEXPIRE', S, tonumber(ARGV[15]))
-if ARGV[1] == '' then return {2, 0, math.floor(now)} end
-if now < not_before then return {-1, math.ceil(not_before - now), math.floor(now)} end
+redis.call('PEXPIRE', S, tonumber(ARGV[12]))
+if n_renew > 0 then redis.call('PEXPIRE', KEYS[1], ttl * 2) end
+if n_asks == 0 then return {2, 0, math.floor(now), 0, 0} end
+if now < not_before then return {-1, math.ceil(not_before - now), math.floor(now), 0, 0} end
 local allowed = capacity
 if adaptive then allowed = math.max(1, math.min(capacity, math.floor(cap))) end
-if ARGV[10] == '1' and pace and not redis.call('HGET', S, 'learned') then allowed = 1 end
+if ARGV[7] == '1' and pace and not redis.call('HGET', S, 'learned') then allowed = 1 end
 if most > 0 then
   redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now - window)
   local count = redis.call('ZCARD', KEYS[3])
   if count >= most then
     local oldest = redis.call('ZRANGE', KEYS[3], count - most, count - most, 'WITHSCORES')
-    return {-2, math.ceil(tonumber(oldest[2]) + window - now), math.floor(now)}
+    return {-2, math.ceil(tonumber(oldest[2]) + window - now), math.floor(now), 0, 0}
   end
   allowed = math.min(allowed, most - count)
 end
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
-if redis.call('ZCARD', KEYS[1]) >= allowed then return {0, 0, math.floor(now)} end
-local start = now
-if pace then
-  for i = 1, 3 do
-    local l = limit(i)
-    local c = tonumber(ARGV[3 + i])
-    if l > 0 and c > 0 then
-      local interval = 60000 / l
-      local after = math.max(num('tat' .. i, 0), now) + c * interval
-      start = math.max(start, after - math.max(burst, c * interval))
+local held = redis.call('ZCARD', KEYS[1])
+local out = {}
+local first = now
+local last = now
+for k = 0, n_asks - 1 do
+  if held >= allowed then
+    if k > 0 then break end
+    local others = 0
+    for _, token in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+      if string.sub(token, 1, #mine) ~= mine then others = others + 1 end
+    end
+    return {0, 0, math.floor(now), 0, others}
+  end
+  local at = asks_at + 4 * k
+  local start = now
+  if pace then
+    for i = 1, 3 do
+      local l = limit(i)
+      local c = tonumber(ARGV[at + 1 + i])
+      if l > 0 and c > 0 then
+        local interval = 60000 / l
+        local after = math.max(num('tat' .. i, 0), now) + c * interval
+        start = math.max(start, after - math.max(burst, c * interval))
+      end
     end
   end
-end
-if start - now > ahead then return {-3, math.ceil(start - now - ahead), math.floor(now)} end
-local charged = 0
-if pace then
-  for i = 1, 3 do
-    local l = limit(i)
-    local c = tonumber(ARGV[3 + i])
-    if l > 0 then
-      local tat = math.max(num('tat' .. i, 0), start) + c * 60000 / l
-      redis.call('HSET', S, 'tat' .. i, tostring(tat))
-      charged = charged + 2 ^ (i - 1)
+  if k == 0 and start - now > ahead then return {-3, math.ceil(start - now - ahead), math.floor(now), 0, 0} end
+  if start - now > ahead or (k >= 2 and start > first + batch_window) then break end
+  local charged = 0
+  if pace then
+    for i = 1, 3 do
+      local l = limit(i)
+      if l > 0 then
+        local tat = math.max(num('tat' .. i, 0), start) + tonumber(ARGV[at + 1 + i]) * 60000 / l
+        redis.call('HSET', S, 'tat' .. i, tostring(tat))
+        charged = charged + 2 ^ (i - 1)
+      end
     end
   end
+  redis.call('ZADD', KEYS[1], start + ttl, ARGV[at + 1])
+  held = held + 1
+  if k == 0 then first = start end
+  last = math.max(last, start)
+  out[#out + 1] = math.ceil(start - now)
+  out[#out + 1] = charged
 end
-redis.call('ZADD', KEYS[1], start + ttl, ARGV[1])
-redis.call('PEXPIRE', KEYS[1], ttl * 2 + math.ceil(start - now))
-return {1, math.ceil(start - now), math.floor(now), charged}
+redis.call('PEXPIRE', KEYS[1], ttl * 2 + math.ceil(last - now))
+local reply = {1, out[1], math.floor(now), out[2], 0}
+for j = 3, #out do reply[#reply + 1] = out[j] end
+return reply
 """
 
 # KEYS[1] lease set; ARGV: ttl_ms, tokens... Pushes the expiry of leases still held.
@@ -178,6 +213,7 @@ class RedisPacerState:
         pace: bool = True,
         burst: float = 1.0,
         ahead: float = 5.0,
+        batch_window: float = 0.25,
     ) -> None:
         self._url = reveal(url) or "redis://127.0.0.1:6379/0"
         self._prefix = prefix
@@ -187,12 +223,16 @@ class RedisPacerState:
         self._pace = pace
         self._burst_ms = burst * 1000
         self._ahead_ms = ahead * 1000
+        self._batch_window_ms = batch_window * 1000
+        self._id = uuid.uuid4().hex[:12]  # this process's leases start with it
         self._redis: Redis | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._script: Any = None
-        self._held: dict[str, dict[str, float]] = {}  # provider -> token -> loop time it was taken
+        self._held: dict[str, dict[str, float]] = {}  # provider -> token -> loop time its lease was renewed
         self._renewer: asyncio.Task[None] | None = None
-        self.renewals = 0  # round trips that renewed leases (for the benchmark)
+        self.renewals = 0  # round trips that only renewed leases
+        self.commands = 0  # every command sent to Redis, connection set-up included (counted at the client)
+        self.by_command: dict[str, int] = {}  # the same, by command name
 
     def key(self, provider: str) -> str:
         return f"{self._prefix}:limit:{provider}"
@@ -208,22 +248,44 @@ class RedisPacerState:
     def client(self) -> Redis:
         loop = asyncio.get_running_loop()
         if self._redis is None or self._loop is not loop:
-            self._redis = Redis.from_url(self._url, socket_connect_timeout=2, socket_timeout=5)
+            self._redis = Redis.from_pool(self._counted_pool())
             self._script = self._redis.register_script(_PACE)  # EVALSHA, loaded on first use
             self._loop = loop
             self._held = {}
             self._renewer = None
         return self._redis
 
-    def _args(self, budget: Pace, token: str, cost: Cost, releases: Sequence[Release]) -> list[Any]:
+    def _counted_pool(self) -> ConnectionPool:
+        """A pool whose connections count every command they send (a pipelined connection set-up,
+        HELLO/CLIENT SETINFO/SELECT, counts one per command), so `commands` is what Redis served us."""
+        pool = ConnectionPool.from_url(self._url, socket_connect_timeout=2, socket_timeout=5)
+        base: Any = pool.connection_class
+        state = self
+
+        class Counted(base):  # type: ignore[misc]
+            async def send_command(self, *args: Any, **kwargs: Any) -> None:
+                name = str(args[0]).upper() if args else "?"
+                state.by_command[name] = state.by_command.get(name, 0) + 1
+                await super().send_command(*args, **kwargs)
+
+            async def send_packed_command(self, command: Any, check_health: bool = True) -> None:
+                state.commands += 1
+                await super().send_packed_command(command, check_health)
+
+        pool.connection_class = Counted
+        return pool
+
+    def _member(self, token: str) -> str:
+        """A lease's name in Redis: this process's id first, so a full provider can tell whether the
+        slots are all ours (then a release here is the one to wait for) or others' too (poll)."""
+        return f"{self._id}:{token}"
+
+    def _args(self, budget: Pace, asks: Sequence[Ask], renew: Sequence[str], releases: Sequence[Release]) -> list[Any]:
         guard_most, guard_window = budget.guard or (0, 0.0)
         args: list[Any] = [
-            token,
+            f"{self._id}:",
             budget.capacity,
             self._ttl_ms,
-            cost.requests,
-            cost.input_tokens,
-            cost.output_tokens,
             *(0 if v is None else v for v in budget.limits.values()),
             1 if budget.learns else 0,
             self._burst_ms,
@@ -233,41 +295,60 @@ class RedisPacerState:
             self._state_ttl_ms,
             1 if self._adaptive else 0,
             1 if self._pace else 0,
+            self._batch_window_ms,
+            len(asks),
+            len(renew),
             len(releases),
         ]
+        for token, cost in asks:
+            args += [self._member(token), cost.requests, cost.input_tokens, cost.output_tokens]
+        args += [self._member(token) for token in renew]
         for r in releases:
             c = r.correction
-            args += [r.token, r.started, int(r.answered), int(r.throttled), r.retry_after * 1000]
+            args += [self._member(r.token), r.started, int(r.answered), int(r.throttled), r.retry_after * 1000]
             args += [c.requests, c.input_tokens, c.output_tokens]
             args += [_minus_one(v) for v in r.limits.values()]
             args += [_minus_one(v) for v in r.remaining.values()]
             args += [r.charged, r.spent.requests, r.spent.input_tokens, r.spent.output_tokens]
         return args
 
-    async def _run(self, provider: str, budget: Pace, token: str, cost: Cost, releases: Sequence[Release]) -> Any:
+    async def _run(self, provider: str, budget: Pace, asks: Sequence[Ask], releases: Sequence[Release]) -> Any:
         keys = [self.key(provider), self.rate_key(provider), self.refusals_key(provider)]
-        try:
-            client = self.client()
-            return await self._script(keys=keys, args=self._args(budget, token, cost, releases), client=client)
-        except (RedisError, OSError) as exc:
-            raise StateUnreachable(f"Redis: {exc}") from exc
-
-    async def admit(self, provider: str, budget: Pace, token: str, cost: Cost, releases: Sequence[Release]) -> Decision:
-        status, wait_ms, now_ms, *rest = await self._run(provider, budget, token, cost, releases)
         held = self._held.setdefault(provider, {})
         for r in releases:
             held.pop(r.token, None)
-        decision = Decision(Status(int(status)), int(wait_ms) / 1000, float(now_ms), int(rest[0]) if rest else 0)
-        if decision.status is Status.ADMITTED:
-            held[token] = asyncio.get_running_loop().time() + decision.wait
-            self._ensure_renewer()
-        return decision
+        loop = asyncio.get_running_loop()
+        # Leases held a while are renewed by this round trip: the renewer only sends the others.
+        renew = [token for token, renewed in held.items() if loop.time() - renewed >= self._ttl_ms / 1000 / 4]
+        try:
+            client = self.client()
+            reply = await self._script(keys=keys, args=self._args(budget, asks, renew, releases), client=client)
+        except (RedisError, OSError) as exc:
+            raise StateUnreachable(f"Redis: {exc}") from exc
+        for token in renew:
+            if token in held:
+                held[token] = loop.time()
+        return reply
+
+    async def admit(
+        self, provider: str, budget: Pace, asks: Sequence[Ask], releases: Sequence[Release]
+    ) -> list[Decision]:
+        status, wait_ms, now_ms, charged, others, *more = await self._run(provider, budget, asks, releases)
+        first = Decision(Status(int(status)), int(wait_ms) / 1000, float(now_ms), int(charged), int(others))
+        if first.status is not Status.ADMITTED:
+            return [first]
+        decisions = [first]
+        for j in range(0, len(more), 2):
+            decisions.append(Decision(Status.ADMITTED, int(more[j]) / 1000, float(now_ms), int(more[j + 1])))
+        held = self._held.setdefault(provider, {})
+        now = asyncio.get_running_loop().time()
+        for (token, _cost), decision in zip(asks, decisions, strict=False):
+            held[token] = now + decision.wait  # the lease runs from the reserved start
+        self._ensure_renewer()
+        return decisions
 
     async def release(self, provider: str, budget: Pace, releases: Sequence[Release]) -> None:
-        await self._run(provider, budget, "", Cost(0, 0, 0), releases)
-        held = self._held.get(provider, {})
-        for r in releases:
-            held.pop(r.token, None)
+        await self._run(provider, budget, (), releases)
 
     def release_now(self, provider: str, budget: Pace, releases: Sequence[Release]) -> bool:
         return False  # a round trip: the releases wait for the next admission, or a short flush
@@ -277,19 +358,20 @@ class RedisPacerState:
             self._renewer = asyncio.get_running_loop().create_task(self._renew_forever(), name="redis-pacer-renew")
 
     async def _renew_forever(self) -> None:
-        """Pushes the expiry of leases held longer than a third of their TTL (most calls end sooner,
-        so a busy provider rarely needs a renewal round trip)."""
-        interval = self._ttl_ms / 1000 / 3
+        """Pushes the expiry of leases no admission renewed for half their TTL (a busy provider's
+        admissions renew them on the way; most calls end sooner anyway)."""
+        every = self._ttl_ms / 1000 / 4
         loop = asyncio.get_running_loop()
         while any(self._held.values()):
-            await asyncio.sleep(interval)
+            await asyncio.sleep(every)
             for provider, held in list(self._held.items()):
-                old = [token for token, taken in list(held.items()) if loop.time() - taken >= interval]
+                old = [token for token, renewed in list(held.items()) if loop.time() - renewed >= 2 * every]
                 if not old:
                     continue
                 try:
                     self.renewals += 1
-                    await self.client().eval(_RENEW, 1, self.key(provider), self._ttl_ms, *old)
+                    members = [self._member(token) for token in old]
+                    await self.client().eval(_RENEW, 1, self.key(provider), self._ttl_ms, *members)
                 except (RedisError, OSError) as exc:
                     log.warning("could not renew %s leases: %s", provider, exc)
                 else:

@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from tam.adapters.pacer import (
+    Ask,
     Decision,
     Pace,
     PacedSlots,
@@ -22,7 +23,6 @@ from tam.adapters.pacer import (
     gcra_start,
     minute_interval,
 )
-from tam.domain.model import Cost
 
 
 class AdaptiveCap:
@@ -59,11 +59,20 @@ class _Provider:
 
 
 class MemoryPacerState:
-    def __init__(self, *, adaptive: bool = True, pace: bool = True, burst: float = 1.0, ahead: float = 5.0) -> None:
+    def __init__(
+        self,
+        *,
+        adaptive: bool = True,
+        pace: bool = True,
+        burst: float = 1.0,
+        ahead: float = 5.0,
+        batch_window: float = 0.25,
+    ) -> None:
         self._adaptive = adaptive  # False: a fixed number in flight (for comparisons)
         self._pace = pace  # False: no rate budgets, only calls in flight (the limiter before pacing)
         self._burst = burst  # seconds of budget a bucket holds
         self._ahead = ahead  # how far ahead a start may be reserved
+        self._batch_window = batch_window  # calls admitted with the first start at most this much later
         self._providers: dict[str, _Provider] = {}
 
     def provider(self, name: str, budget: Pace) -> _Provider:
@@ -72,12 +81,14 @@ class MemoryPacerState:
             state = self._providers[name] = _Provider(AdaptiveCap(budget.capacity))
         return state
 
-    async def admit(self, provider: str, budget: Pace, token: str, cost: Cost, releases: Sequence[Release]) -> Decision:
+    async def admit(
+        self, provider: str, budget: Pace, asks: Sequence[Ask], releases: Sequence[Release]
+    ) -> list[Decision]:
         now = asyncio.get_running_loop().time()
         p = self.provider(provider, budget)
         self._apply(p, budget, releases, now)
         if now < p.not_before:
-            return Decision(Status.PAUSED, p.not_before - now)
+            return [Decision(Status.PAUSED, p.not_before - now)]
         allowed = p.cap.allowed() if self._adaptive else budget.capacity
         if budget.learns and not p.learned and self._pace:
             allowed = 1  # one probe call until the vendor's headers tell its limits
@@ -86,27 +97,36 @@ class MemoryPacerState:
             while p.refusals and p.refusals[0] <= now - window:
                 p.refusals.popleft()
             if len(p.refusals) >= most:
-                return Decision(Status.GUARDED, p.refusals[len(p.refusals) - most] + window - now)
+                return [Decision(Status.GUARDED, p.refusals[len(p.refusals) - most] + window - now)]
             allowed = min(allowed, most - len(p.refusals))  # a call in flight may be one more refusal
-        if len(p.leases) >= allowed:
-            return Decision(Status.FULL)
-        start = now
         limits = effective_limits(budget, p.seen_limits) if self._pace else [None, None, None]
-        costs = (cost.requests, cost.input_tokens, cost.output_tokens)
-        for i, limit in enumerate(limits):
-            interval = minute_interval(limit)
-            if interval is not None and costs[i] > 0:
-                start = max(start, gcra_start(p.tat[i], now, costs[i], interval, self._burst))
-        if start - now > self._ahead:
-            return Decision(Status.AHEAD, start - now - self._ahead)
-        charged = 0
-        for i, limit in enumerate(limits):
-            interval = minute_interval(limit)
-            if interval is not None:
-                p.tat[i] = max(p.tat[i], start) + costs[i] * interval
-                charged |= 1 << i
-        p.leases.add(token)
-        return Decision(Status.ADMITTED, start - now, now, charged)
+        out: list[Decision] = []
+        first = now
+        for k, (token, cost) in enumerate(asks):
+            if len(p.leases) >= allowed:
+                if k == 0:
+                    return [Decision(Status.FULL)]  # every lease is this process's: no others
+                break
+            start = now
+            costs = (cost.requests, cost.input_tokens, cost.output_tokens)
+            for i, limit in enumerate(limits):
+                interval = minute_interval(limit)
+                if interval is not None and costs[i] > 0:
+                    start = max(start, gcra_start(p.tat[i], now, costs[i], interval, self._burst))
+            if k == 0 and start - now > self._ahead:
+                return [Decision(Status.AHEAD, start - now - self._ahead)]
+            if start - now > self._ahead or (k >= 2 and start > first + self._batch_window):
+                break
+            charged = 0
+            for i, limit in enumerate(limits):
+                interval = minute_interval(limit)
+                if interval is not None:
+                    p.tat[i] = max(p.tat[i], start) + costs[i] * interval
+                    charged |= 1 << i
+            p.leases.add(token)
+            first = start if k == 0 else first
+            out.append(Decision(Status.ADMITTED, start - now, now, charged))
+        return out
 
     async def release(self, provider: str, budget: Pace, releases: Sequence[Release]) -> None:
         self.release_now(provider, budget, releases)
