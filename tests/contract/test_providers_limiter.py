@@ -390,3 +390,47 @@ async def test_callers_cancelled_while_queued_or_decided_leave_no_slot_behind(
             pass
     finally:
         await pacer.aclose()
+
+
+async def test_slots_all_held_by_one_process_go_straight_to_its_waiters_yet_others_get_their_turn(
+    redis_server_url: str, prefix: str
+) -> None:
+    """While the state says every slot is this process's (nobody else holds or waits for one), a slot
+    given back goes to a caller of ours waiting for one, without a round trip. Another process that
+    asks meanwhile is heard: it gets a slot, and the two never hold more than the capacity together."""
+    busy = RedisLimiter(redis_server_url, {"p": 2}, prefix=prefix)
+    other = RedisLimiter(redis_server_url, {"p": 2}, prefix=prefix)
+    in_flight = peak = 0
+    waited: list[float] = []
+
+    async def call(pacer: RedisLimiter) -> None:
+        nonlocal in_flight, peak
+        async with pacer.slot("p") as admission:
+            in_flight += 1
+            peak = max(peak, in_flight)
+            await asyncio.sleep(0.03)
+            in_flight -= 1
+            admission.settle(NO_SIGNAL)
+
+    async def worker() -> None:
+        for _ in range(25):
+            await call(busy)
+
+    async def late_comer() -> None:
+        await asyncio.sleep(0.5)
+        started = time.monotonic()
+        await call(other)
+        waited.append(time.monotonic() - started)
+
+    try:
+        await asyncio.gather(*(worker() for _ in range(6)))  # alone
+        await busy.drain()
+        alone = busy.redis.commands
+        assert busy.admitted == 150
+        assert alone < busy.admitted / 3
+        await asyncio.gather(*(worker() for _ in range(6)), late_comer())  # with another process
+    finally:
+        await busy.aclose()
+        await other.aclose()
+    assert peak == 2
+    assert waited and waited[0] < 2.0

@@ -6,13 +6,29 @@ DiscoLike's exclude_domain and plan errors)."""
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import replace
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from dependency_injector import providers
 
-from tam.domain.model import CredentialError, Person, TransientProviderError
+from tam.adapters.memory import LocalLimiter
+from tam.containers import build_container, paces, provide, run_job
+from tam.domain.model import (
+    Contact,
+    CredentialError,
+    Job,
+    JobStatus,
+    JobType,
+    NewCompany,
+    Person,
+    Project,
+    TransientProviderError,
+)
 from tam.ports.providers import DiscoveryQuery, LinkedinTarget
+from tam.settings import Settings
 from tam_fakes import FakeServer
 from tam_fakes.prospeo import email_outcome
 from tests.contract.provider_fakes import KEY, company, live_adapter, project
@@ -168,3 +184,64 @@ async def test_a_403_for_the_plan_says_so_instead_of_key_rejected() -> None:
             await source.aclose()
     assert "plan does not include" in str(failed.value)
     assert "rejected" not in str(failed.value)
+
+
+CONTACTS = 400
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("guarded", [True, False], ids=["guard", "no-guard"])
+async def test_a_check_linkedin_job_under_bright_data_s_block_rule_is_never_blocked_with_the_guard(
+    guarded: bool,
+) -> None:
+    """The fake answers 429 above 2 running scrapes and blocks the IP at 25 429s in 5 minutes. A
+    checkLinkedin job of 400 calls at 5 workers: with the guard (at most 10 429s per 5 minutes across
+    workers) it completes unblocked; without it, the same job gets the IP blocked (the test has teeth)."""
+    with FakeServer("brightdata", api_key=KEY, latency=0.04, sigma=0.3, options={"max_running": 2}) as fake:
+        settings = Settings(
+            _env_file=None,
+            tam_providers="live",
+            tam_store="memory",
+            redis_url=None,
+            bright_data_api_key=KEY,
+            bright_data_base_url=fake.url,
+            tam_check_linkedin_concurrency=5,
+        )
+        container = build_container(settings)
+        budgets = paces(settings)
+        if not guarded:
+            budgets = {k: replace(v, guard=None) for k, v in budgets.items()}
+        container.limiter.override(providers.Object(LocalLimiter(budgets)))
+        try:
+            project_ = await (await provide(container.projects)).add(Project(name="bd", icp="logistics software"))
+            companies = await provide(container.companies)
+            await companies.add_many(project_.id, [NewCompany(name="Acme", domain="acme.com")])
+            acme = (await companies.list(project_.id, None, limit=1)).items[0]
+            people = [
+                Contact(
+                    id=uuid.uuid4(),
+                    project_id=project_.id,
+                    company_id=acme.id,
+                    full_name=f"Person {i}",
+                    linkedin_url=f"https://www.linkedin.com/in/person-{i}-acme-{i}",
+                )
+                for i in range(CONTACTS)
+            ]
+            await (await provide(container.contacts)).record_company_contacts(acme, people, datetime.now(UTC))
+            (await provide(container.linkedin_checker)).max_batch = 1  # one profile a call
+            job = await (await provide(container.jobs)).add(
+                Job(project_id=project_.id, job_type=JobType.CHECK_LINKEDIN)
+            )
+            done = await run_job(container, job.id, 120)
+        finally:
+            await container.shutdown_resources()
+    block = fake.state.options["blocked"]
+    if guarded:
+        assert done.status is JobStatus.COMPLETED, done.error
+        assert (done.items_done, done.items_failed) == (CONTACTS, 0)
+        assert fake.state.throttled > 0  # the guard was needed: 429s happened
+        assert block.peak <= 10
+        assert not block.blocked
+    else:
+        assert block.blocked
+        assert done.status is JobStatus.FAILED and "blocked" in (done.error or "")

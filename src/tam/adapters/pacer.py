@@ -31,7 +31,7 @@ import math
 import uuid
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 from tam.adapters.brightdata import GUARD_REASON, REFUSAL_GUARD
@@ -80,6 +80,7 @@ class Release:
     charged: int = 0  # bit i: budget i (requests, input, output) was charged at admission
     limits: RateLimits = NO_LIMITS
     remaining: RateLimits = NO_LIMITS
+    kept: bool = False  # the lease went on to a waiting call of this process: apply what it taught, keep it
 
 
 class Status(enum.IntEnum):
@@ -116,7 +117,9 @@ class PacerState(Protocol):
         undecided."""
         ...
 
-    async def release(self, provider: str, budget: Pace, releases: Sequence[Release]) -> None: ...
+    async def release(self, provider: str, budget: Pace, releases: Sequence[Release]) -> int:
+        """Applies `releases`; returns how many other processes hold or wait for this provider's slots."""
+        ...
 
     def release_now(self, provider: str, budget: Pace, releases: Sequence[Release]) -> bool:
         """Applies `releases` at once when that needs no I/O (memory); False: send them with `release`."""
@@ -164,6 +167,9 @@ class _Lane:
     asks: list[_Ask] = field(default_factory=list)  # callers not yet decided, in arrival order
     in_flight: int = 0  # slots this process holds
     flush: asyncio.Task[None] | None = None
+    all_ours_at: float | None = None  # loop time the state last said every slot was this process's
+    asking: bool = False  # a round trip is under way (its callers are not handed slots meanwhile)
+    clock_offset: float = 0.0  # the state's clock minus the loop's (ms), as of the last round trip
 
 
 class _Admission:
@@ -213,6 +219,7 @@ class PacedSlots:
         unavailable_after: float = 10.0,
         batch: int = 16,
         local_wait: float = 5.0,
+        handoff_for: float = 2.0,
     ) -> None:
         self._state = state
         self._budgets = dict(budgets)
@@ -224,6 +231,7 @@ class PacedSlots:
         self._unavailable_after = unavailable_after
         self._batch = max(1, batch)  # most calls one round trip asks for
         self._local_wait = local_wait  # longest wait for a slot of ours before asking again anyway
+        self._handoff_for = handoff_for  # how long "every slot is ours" lets slots go straight to our waiters
         self._lanes: dict[str, _Lane] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self.round_trips = 0  # calls to the state (admissions, flushed releases)
@@ -278,12 +286,20 @@ class PacedSlots:
         failing_since: float | None = None
         loop = asyncio.get_running_loop()
         while True:
+            if ask.decision is not None:  # a slot of ours was handed straight to us while we waited
+                return
+            if (left := self._all_ours_for(lane)) > 0:  # no need to ask: wait for one of ours
+                lane.released.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(lane.released.wait(), left)
+                continue
             batch = [ask, *(a for a in lane.asks if a is not ask and a.decision is None and a.error is None)]
             batch = batch[: self._batch]
             releases, lane.pending = lane.pending, []
             lane.released.clear()
             try:
                 self.round_trips += 1
+                lane.asking = True
                 decisions = await self._state.admit(provider, budget, [(a.token, a.cost) for a in batch], releases)
                 failing_since = None
             except asyncio.CancelledError:
@@ -301,7 +317,13 @@ class PacedSlots:
                 await asyncio.sleep(pause)
                 pause = min(pause * 1.5, self._poll_max)
                 continue
+            finally:
+                lane.asking = False
             now = loop.time()
+            first = decisions[0]
+            if first.started:
+                lane.clock_offset = first.started - now * 1000
+            lane.all_ours_at = now if first.status is Status.FULL and first.others == 0 else None
             for a, decision in zip(batch, decisions, strict=False):
                 if decision.status is Status.ADMITTED:
                     self.admitted += 1
@@ -310,7 +332,6 @@ class PacedSlots:
                     self._forget(lane, [a])
                     if a.gone:  # left while we asked: the slot goes straight back
                         self._give_back(lane, provider, Release(a.token, decision.started, charged=decision.charged))
-            first = decisions[0]
             if first.status is Status.ADMITTED:
                 return
             if first.status is Status.GUARDED:  # holds every caller: they all hear it now
@@ -344,11 +365,45 @@ class PacedSlots:
         if self._state.release_now(provider, self.budget(provider), [release]):
             lane.released.set()
             return
+        if release.throttled:
+            lane.all_ours_at = None  # pressure: every call asks the state again
+        elif (waiter := self._handoff_to(lane, release)) is not None:
+            # The lease goes on to a caller of ours waiting behind slots that are all ours: no round
+            # trip. What the answer taught travels with the next one; the lease stays.
+            loop = asyncio.get_running_loop()
+            started = loop.time() * 1000 + lane.clock_offset
+            waiter.token = release.token
+            waiter.decision, waiter.start = Decision(Status.ADMITTED, 0.0, started), loop.time()
+            self._forget(lane, [waiter])
+            self.admitted += 1
+            lane.in_flight += 1
+            release = replace(release, kept=True)
         lane.pending.append(release)
         lane.released.set()
         if lane.flush is None or lane.flush.done():
             delay = 0.0 if release.throttled else self._flush_delay  # a 429 must slow everyone at once
             lane.flush = asyncio.get_running_loop().create_task(self._flush(lane, provider, delay))
+
+    def _all_ours_for(self, lane: _Lane) -> float:
+        """Seconds during which a caller may wait for a slot of ours without asking the state: the
+        state said lately that every slot is ours, we still hold some, and nothing we gave back is
+        waiting to reach it (a slot given back for good, or a 429, must be told first)."""
+        if lane.all_ours_at is None or lane.in_flight <= 0 or not all(r.kept for r in lane.pending):
+            return 0.0
+        return lane.all_ours_at + self._handoff_for - asyncio.get_running_loop().time()
+
+    def _handoff_to(self, lane: _Lane, release: Release) -> _Ask | None:
+        """The caller waiting for a slot that may take this one without asking the state: the state
+        said lately that every slot is ours (so nobody else waits on this provider's slots, and no
+        call of another process can be refused meanwhile), the call was answered and taught nothing
+        (no limits, no rate budget charged: nothing to pace), and a caller of ours is waiting."""
+        if lane.asking or lane.all_ours_at is None:
+            return None
+        if asyncio.get_running_loop().time() - lane.all_ours_at > self._handoff_for:
+            return None
+        if not release.answered or release.charged or release.limits != NO_LIMITS or release.remaining != NO_LIMITS:
+            return None
+        return next((a for a in lane.asks if a.decision is None and a.error is None and not a.gone), None)
 
     async def _flush(self, lane: _Lane, provider: str, delay: float) -> None:
         """Sends the releases nobody carried after `delay`. While callers queue for the turn the next
@@ -364,7 +419,9 @@ class PacedSlots:
             return
         try:
             self.round_trips += 1
-            await asyncio.shield(self._state.release(provider, self.budget(provider), releases))
+            others = await asyncio.shield(self._state.release(provider, self.budget(provider), releases))
+            if others:  # someone else waits: slots go back through the state from now on
+                lane.all_ours_at = None
         except StateUnreachable as exc:
             log.warning("could not give %d %s slot(s) back: %s (their leases expire)", len(releases), provider, exc)
 

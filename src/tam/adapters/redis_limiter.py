@@ -30,9 +30,8 @@ from tam.adapters.pacer import Ask, Decision, Pace, PacedSlots, Release, StateUn
 
 log = logging.getLogger(__name__)
 
-_FIELDS_PER_RELEASE = 18
 
-# KEYS: leases, state, refusals. ARGV: see RedisPacerState._args. Returns {status, wait_ms, now_ms,
+# KEYS: leases, state, refusals, waiters. ARGV: see RedisPacerState._args. Returns {status, wait_ms, now_ms,
 # charged, others, then wait_ms and charged of each call admitted after the first}.
 _PACE = """
 local t = redis.call('TIME')
@@ -76,10 +75,10 @@ local cut_at = num('cut_at', -1)
 local not_before = num('not_before', 0)
 -- releases: ARGV[a+1] token, +2 started, +3 answered, +4 throttled, +5 retry_ms,
 -- +6..8 cost corrections, +9..11 learned limits (-1 none), +12..14 remaining (-1 none),
--- +15 budgets charged at admission (bit i-1), +16..18 spent
+-- +15 budgets charged at admission (bit i-1), +16..18 spent, +19 kept (the lease went on to another call)
 for r = 0, n_releases - 1 do
-  local a = releases_at + r * 18
-  redis.call('ZREM', KEYS[1], ARGV[a + 1])
+  local a = releases_at + r * 19
+  if ARGV[a + 19] ~= '1' then redis.call('ZREM', KEYS[1], ARGV[a + 1]) end
   if ARGV[a + 4] == '1' then
     if adaptive and tonumber(ARGV[a + 2]) >= cut_at then
       cap = math.max(1, cap / 2)
@@ -117,33 +116,66 @@ end
 redis.call('HSET', S, 'cap', tostring(cap), 'cut_at', tostring(cut_at), 'not_before', tostring(not_before))
 redis.call('PEXPIRE', S, tonumber(ARGV[12]))
 if n_renew > 0 then redis.call('PEXPIRE', KEYS[1], ttl * 2) end
-if n_asks == 0 then return {2, 0, math.floor(now), 0, 0} end
-if now < not_before then return {-1, math.ceil(not_before - now), math.floor(now), 0, 0} end
 local allowed = capacity
 if adaptive then allowed = math.max(1, math.min(capacity, math.floor(cap))) end
 if ARGV[7] == '1' and pace and not redis.call('HGET', S, 'learned') then allowed = 1 end
+local refused = 0
 if most > 0 then
   redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now - window)
-  local count = redis.call('ZCARD', KEYS[3])
-  if count >= most then
-    local oldest = redis.call('ZRANGE', KEYS[3], count - most, count - most, 'WITHSCORES')
-    return {-2, math.ceil(tonumber(oldest[2]) + window - now), math.floor(now), 0, 0}
-  end
-  allowed = math.min(allowed, most - count)
+  refused = redis.call('ZCARD', KEYS[3])
+  allowed = math.min(allowed, math.max(1, most - refused))  -- a call in flight may be one more 429
 end
+-- Slots held by this process (`ours`) and the other processes holding or waiting for slots. While
+-- another process waits, this one takes no more than its share, so the slot it gives back with this
+-- very admission can go to them; at its share it waits for one of its own to come back.
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
-local held = redis.call('ZCARD', KEYS[1])
+local held = 0
+local ours = 0
+local procs = {}
+local n_procs = 0
+for _, token in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+  held = held + 1
+  local p = string.sub(token, 1, #mine)
+  if p == mine then
+    ours = ours + 1
+  elseif not procs[p] then
+    procs[p] = true
+    n_procs = n_procs + 1
+  end
+end
+redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', now)
+local waiting = 0
+for _, p in ipairs(redis.call('ZRANGE', KEYS[4], 0, -1)) do
+  if p ~= mine then
+    waiting = waiting + 1
+    if not procs[p] then
+      procs[p] = true
+      n_procs = n_procs + 1
+    end
+  end
+end
+local share = allowed
+if waiting > 0 then share = math.max(1, math.ceil(allowed / (n_procs + 1))) end
+if n_asks == 0 then  -- releases only: does another process wait for slots this one holds beyond its share?
+  if waiting > 0 and ours > share then return {2, 0, math.floor(now), 0, 1} end
+  return {2, 0, math.floor(now), 0, 0}
+end
+if now < not_before then return {-1, math.ceil(not_before - now), math.floor(now), 0, 0} end
+if most > 0 and refused >= most then
+  local oldest = redis.call('ZRANGE', KEYS[3], refused - most, refused - most, 'WITHSCORES')
+  return {-2, math.ceil(tonumber(oldest[2]) + window - now), math.floor(now), 0, 0}
+end
 local out = {}
 local first = now
 local last = now
 for k = 0, n_asks - 1 do
-  if held >= allowed then
+  if held >= allowed or (waiting > 0 and ours >= share) then
     if k > 0 then break end
-    local others = 0
-    for _, token in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
-      if string.sub(token, 1, #mine) ~= mine then others = others + 1 end
-    end
-    return {0, 0, math.floor(now), 0, others}
+    redis.call('ZADD', KEYS[4], now + 1000, mine)  -- we wait too: the others hear it
+    redis.call('PEXPIRE', KEYS[4], 2000)
+    -- below its share, the slot it waits for comes from another process (poll); else from its own
+    if ours < share then return {0, 0, math.floor(now), 0, 1} end
+    return {0, 0, math.floor(now), 0, 0}
   end
   local at = asks_at + 4 * k
   local start = now
@@ -173,7 +205,11 @@ for k = 0, n_asks - 1 do
   end
   redis.call('ZADD', KEYS[1], start + ttl, ARGV[at + 1])
   held = held + 1
-  if k == 0 then first = start end
+  ours = ours + 1
+  if k == 0 then
+    first = start
+    redis.call('ZREM', KEYS[4], mine)
+  end
   last = math.max(last, start)
   out[#out + 1] = math.ceil(start - now)
   out[#out + 1] = charged
@@ -245,6 +281,10 @@ class RedisPacerState:
     def refusals_key(self, provider: str) -> str:
         return f"{self._prefix}:refusals:{provider}"
 
+    def waiters_key(self, provider: str) -> str:
+        """A sorted set: the processes that found every slot taken within the last second."""
+        return f"{self._prefix}:waiters:{provider}"
+
     def client(self) -> Redis:
         loop = asyncio.get_running_loop()
         if self._redis is None or self._loop is not loop:
@@ -309,14 +349,15 @@ class RedisPacerState:
             args += [c.requests, c.input_tokens, c.output_tokens]
             args += [_minus_one(v) for v in r.limits.values()]
             args += [_minus_one(v) for v in r.remaining.values()]
-            args += [r.charged, r.spent.requests, r.spent.input_tokens, r.spent.output_tokens]
+            args += [r.charged, r.spent.requests, r.spent.input_tokens, r.spent.output_tokens, int(r.kept)]
         return args
 
     async def _run(self, provider: str, budget: Pace, asks: Sequence[Ask], releases: Sequence[Release]) -> Any:
-        keys = [self.key(provider), self.rate_key(provider), self.refusals_key(provider)]
+        keys = [self.key(provider), self.rate_key(provider), self.refusals_key(provider), self.waiters_key(provider)]
         held = self._held.setdefault(provider, {})
         for r in releases:
-            held.pop(r.token, None)
+            if not r.kept:
+                held.pop(r.token, None)
         loop = asyncio.get_running_loop()
         # Leases held a while are renewed by this round trip: the renewer only sends the others.
         renew = [token for token, renewed in held.items() if loop.time() - renewed >= self._ttl_ms / 1000 / 4]
@@ -347,8 +388,9 @@ class RedisPacerState:
         self._ensure_renewer()
         return decisions
 
-    async def release(self, provider: str, budget: Pace, releases: Sequence[Release]) -> None:
-        await self._run(provider, budget, (), releases)
+    async def release(self, provider: str, budget: Pace, releases: Sequence[Release]) -> int:
+        _status, _wait, _now, _charged, others, *_ = await self._run(provider, budget, (), releases)
+        return int(others)
 
     def release_now(self, provider: str, budget: Pace, releases: Sequence[Release]) -> bool:
         return False  # a round trip: the releases wait for the next admission, or a short flush

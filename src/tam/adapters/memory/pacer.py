@@ -128,8 +128,9 @@ class MemoryPacerState:
             out.append(Decision(Status.ADMITTED, start - now, now, charged))
         return out
 
-    async def release(self, provider: str, budget: Pace, releases: Sequence[Release]) -> None:
+    async def release(self, provider: str, budget: Pace, releases: Sequence[Release]) -> int:
         self.release_now(provider, budget, releases)
+        return 0
 
     def release_now(self, provider: str, budget: Pace, releases: Sequence[Release]) -> bool:
         self._apply(self.provider(provider, budget), budget, releases, asyncio.get_running_loop().time())
@@ -137,7 +138,8 @@ class MemoryPacerState:
 
     def _apply(self, p: _Provider, budget: Pace, releases: Sequence[Release], now: float) -> None:
         for r in releases:
-            p.leases.discard(r.token)
+            if not r.kept:
+                p.leases.discard(r.token)
             if r.throttled:
                 if self._adaptive:
                     p.cap.throttled(now, r.started)
