@@ -286,3 +286,23 @@ def test_a_pause_that_ends_a_hair_later_is_waited_out_not_spun_on() -> None:
             return now() - started
 
     assert 0.29 < run_virtual(main) < 1
+
+
+def test_a_slot_given_back_starts_the_next_waiting_call_at_once() -> None:
+    """Every slot taken by this process: the caller waiting for one starts the moment one comes back
+    (here after 1 s), not when the longer call ends or a timer fires."""
+
+    async def main() -> float:
+        limiter = LocalLimiter({"p": 2})
+        started: list[float] = []
+
+        async def call(seconds: float) -> None:
+            async with limiter.slot("p"):
+                started.append(now())
+                await asyncio.sleep(seconds)
+
+        begin = now()
+        await asyncio.gather(call(10), call(1), call(1))
+        return started[-1] - begin
+
+    assert 1 <= run_virtual(main) < 1.1

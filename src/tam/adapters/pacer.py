@@ -108,6 +108,8 @@ class StateUnreachable(Exception):
 
 
 class PacerState(Protocol):
+    shared: bool  # the state lives elsewhere (Redis): telling it costs a round trip
+
     async def admit(
         self, provider: str, budget: Pace, asks: Sequence[Ask], releases: Sequence[Release]
     ) -> list[Decision]:
@@ -323,7 +325,8 @@ class PacedSlots:
             first = decisions[0]
             if first.started:
                 lane.clock_offset = first.started - now * 1000
-            lane.all_ours_at = now if first.status is Status.FULL and first.others == 0 else None
+            all_ours = self._state.shared and first.status is Status.FULL and first.others == 0
+            lane.all_ours_at = now if all_ours else None
             for a, decision in zip(batch, decisions, strict=False):
                 if decision.status is Status.ADMITTED:
                     self.admitted += 1

@@ -238,6 +238,8 @@ def _minus_one(value: float | None) -> float:
 
 
 class RedisPacerState:
+    shared = True
+
     def __init__(
         self,
         url: Any,

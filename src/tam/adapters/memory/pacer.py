@@ -59,6 +59,8 @@ class _Provider:
 
 
 class MemoryPacerState:
+    shared = False  # every caller of this process sees it at once: nothing to spare
+
     def __init__(
         self,
         *,
