@@ -1,14 +1,18 @@
 """RedisLimiter: the pacer's state in Redis, so the budgets hold across every worker process.
 
 Per provider: a sorted set of leases scored by their expiry (Redis server time, so hosts with skewed
-clocks agree), a hash with the adaptive cap, the Retry-After pause, the learned limits and one GCRA
-theoretical arrival time per rate budget, and a sorted set of recent 429s for the refusal guard.
-One Lua script does a whole admission: it applies the releases this process gathered (slots given
-back, 429s, learned limits, token corrections), then admits and reserves the start time, so a busy
-provider costs one round trip per call. It mirrors tam.adapters.memory.pacer.MemoryPacerState.
+clocks agree; each lease named after its process), a hash with the adaptive cap, the Retry-After
+pause, the learned limits and one GCRA theoretical arrival time per rate budget, a sorted set of
+recent 429s for the refusal guard, and a sorted set of the processes waiting for a slot.
+One Lua script does a whole round trip: it applies the releases this process gathered (slots given
+back, 429s, learned limits, token corrections), renews the leases it still holds, then admits and
+reserves the start time of its callers in order, so a busy provider costs less than one round trip
+per call. It mirrors tam.adapters.memory.pacer.MemoryPacerState (the waiters and the shares are
+Redis's own: memory has one process).
 
-A held lease is renewed in the background; a process that dies (even SIGKILL) stops renewing, so its
-slots free themselves within one lease TTL.
+A held lease is renewed (inside admissions, or in the background when none comes); a process that
+dies (even SIGKILL) stops renewing, so its slots free themselves within one lease TTL. The client
+counts every command it sends (`commands`, `by_command`) for the benchmark.
 """
 
 from __future__ import annotations
