@@ -12,10 +12,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from dependency_injector import providers
 
 from tam.adapters.memory import LocalLimiter
-from tam.containers import build_container, paces, provide, run_job
+from tam.adapters.pacer import paces
+from tam.containers import open_services, run_job
 from tam.domain.model import (
     Contact,
     CredentialError,
@@ -186,7 +186,7 @@ async def test_a_403_for_the_plan_says_so_instead_of_key_rejected() -> None:
     assert "rejected" not in str(failed.value)
 
 
-CONTACTS = 300
+CONTACTS = 400
 
 
 @pytest.mark.slow
@@ -195,7 +195,7 @@ async def test_a_check_linkedin_job_under_bright_data_s_block_rule_is_never_bloc
     guarded: bool,
 ) -> None:
     """The fake answers 429 above 2 running scrapes and blocks the IP at 25 429s in 5 minutes. A
-    checkLinkedin job of 300 calls at 5 workers: with the guard (at most 10 429s per 5 minutes across
+    checkLinkedin job of 400 calls at 5 workers: with the guard (at most 10 429s per 5 minutes across
     workers) it completes unblocked; without it, the same job gets the IP blocked (the test has teeth)."""
     with FakeServer("brightdata", api_key=KEY, latency=0.12, sigma=0.3, options={"max_running": 2}) as fake:
         settings = Settings(
@@ -207,16 +207,13 @@ async def test_a_check_linkedin_job_under_bright_data_s_block_rule_is_never_bloc
             bright_data_base_url=fake.url,
             tam_check_linkedin_concurrency=5,
         )
-        container = build_container(settings)
-        budgets = paces(settings)
+        budgets = paces(settings.concurrency, settings.rate_limits)
         if not guarded:
             budgets = {k: replace(v, guard=None) for k, v in budgets.items()}
-        container.limiter.override(providers.Object(LocalLimiter(budgets)))
-        try:
-            project_ = await (await provide(container.projects)).add(Project(name="bd", icp="logistics software"))
-            companies = await provide(container.companies)
-            await companies.add_many(project_.id, [NewCompany(name="Acme", domain="acme.com")])
-            acme = (await companies.list(project_.id, None, limit=1)).items[0]
+        async with open_services(settings, limiter=LocalLimiter(budgets)) as services:
+            project_ = await services.projects.add(Project(name="bd", icp="logistics software"))
+            await services.companies.add_many(project_.id, [NewCompany(name="Acme", domain="acme.com")])
+            acme = (await services.companies.list(project_.id, None, limit=1)).items[0]
             people = [
                 Contact(
                     id=uuid.uuid4(),
@@ -227,14 +224,10 @@ async def test_a_check_linkedin_job_under_bright_data_s_block_rule_is_never_bloc
                 )
                 for i in range(CONTACTS)
             ]
-            await (await provide(container.contacts)).record_company_contacts(acme, people, datetime.now(UTC))
-            (await provide(container.linkedin_checker)).max_batch = 1  # one profile a call
-            job = await (await provide(container.jobs)).add(
-                Job(project_id=project_.id, job_type=JobType.CHECK_LINKEDIN)
-            )
-            done = await run_job(container, job.id, 120)
-        finally:
-            await container.shutdown_resources()
+            await services.contacts.record_company_contacts(acme, people, datetime.now(UTC))
+            services.vendors.linkedin_checker.max_batch = 1  # one profile a call
+            job = await services.jobs.add(Job(project_id=project_.id, job_type=JobType.CHECK_LINKEDIN))
+            done = await run_job(services, job.id, 120)
     block = fake.state.options["blocked"]
     if guarded:
         assert done.status is JobStatus.COMPLETED, done.error
