@@ -10,6 +10,13 @@
 drop function if exists tam_claim_job_task(uuid, text);
 drop function if exists tam_dispatch_job(uuid, uuid, text, text, timestamptz, timestamptz);
 
+-- The active jobs of a project, for the one-active-job check (here and in tam_add_job_exclusive).
+-- Without it, a plan made before the statistics caught up with a burst of new jobs combined the
+-- status index (every pending job of every project) with the project index: 4.5 ms per dispatch at
+-- 30,000 pending jobs, against 0.03 ms.
+create index if not exists tam_job_queue_active_project_idx on tam_job_queue (project_id)
+    where status in ('pending', 'running');
+
 -- The same lock as before (20261202000000_tam_durable_jobs.sql), in PL/pgSQL: PostgreSQL plans a
 -- non-inlined SQL function again at every call (about 0.08 ms of CPU per dispatch here), PL/pgSQL
 -- keeps its plans.
