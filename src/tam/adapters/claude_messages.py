@@ -61,6 +61,7 @@ class MessagesClient:
             ),
             connector=aiohttp.TCPConnector(limit=1000),  # the SDK's connection limit; the pacer bounds calls
             skip_auto_headers=("User-Agent",),  # the SDK's user agent, from `headers`
+            trust_env=True,  # HTTP(S)_PROXY and NO_PROXY, as the SDK's clients honour them
         )
 
     @classmethod
