@@ -17,6 +17,7 @@ from tam.domain.model import (
     JobStatus,
     JobType,
     LeaseLost,
+    NotFound,
     TamError,
     TimeLimitExceeded,
 )
@@ -175,7 +176,11 @@ class JobAttempt:
     async def _attempt(
         self, job_id: UUID, time_limit: float | None, task_id: str | None, weather: Weather
     ) -> AttemptResult:
-        job = await weather.run(lambda: self._jobs.get(job_id))
+        try:
+            job = await weather.run(lambda: self._jobs.get(job_id))
+        except NotFound:  # deleted with its project while its message waited: nothing to run, not a bug
+            log.info("job %s: no such job any more; its message is dropped", job_id)
+            return AttemptResult(AttemptEnd.LEFT, None, "no such job (deleted)")
         if weather.interrupted and not job.status.finished:
             # This delivery waited out an outage, so the heartbeat it read says nothing: the attempt
             # holding the job was cut off too. Give it a heartbeat timeout to write again first.
