@@ -10,6 +10,15 @@ from tam.domain.domains import normalise_domain
 from tam.domain.model import CompanySourceKind, InvalidInput, NewCompany, Project, RejectedValue
 from tam.ports.storage import CompanyRepo, ImportResult, ProjectRepo
 
+# Unicode's White_Space property: what `\s` means to the API's schema (pattern `\S`, checked by
+# pydantic-core's regex engine) and to JSON Schema clients. Python's str.strip() also strips U+001C..U+001F,
+# so a name such as "\x1f" would pass the schema and then be refused as blank.
+WHITE_SPACE = "\t\n\v\f\r \x85\xa0\u1680" + "".join(map(chr, range(0x2000, 0x200B))) + "\u2028\u2029\u202f\u205f\u3000"
+
+
+def _trim(text: str) -> str:
+    return text.strip(WHITE_SPACE)
+
 
 class CreateProject:
     """One set of rules for a new project, whether it comes from the API or the CLI: name and ICP
@@ -19,7 +28,7 @@ class CreateProject:
         self._projects = projects
 
     async def __call__(self, project: Project) -> Project:
-        name, icp = project.name.strip(), project.icp.strip()
+        name, icp = _trim(project.name), _trim(project.icp)
         if not name or not icp:
             raise InvalidInput("a project needs a name and an ICP (neither may be blank)")
         return await self._projects.add(
@@ -27,9 +36,9 @@ class CreateProject:
                 project,
                 name=name,
                 icp=icp,
-                target_titles=tuple(t.strip() for t in project.target_titles if t.strip()),
-                target_seniorities=tuple(s.strip() for s in project.target_seniorities if s.strip()),
-                countries=tuple(c.strip().upper() for c in project.countries if c.strip()),
+                target_titles=tuple(_trim(t) for t in project.target_titles if _trim(t)),
+                target_seniorities=tuple(_trim(s) for s in project.target_seniorities if _trim(s)),
+                countries=tuple(_trim(c).upper() for c in project.countries if _trim(c)),
             )
         )
 
