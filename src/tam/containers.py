@@ -9,17 +9,16 @@ import os
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from uuid import UUID
 
-from tam.adapters import brightdata, claude, discolike, memory, postgres, prospeo, sandbox, sqlite, supabase
-from tam.adapters.claude_batches import ClaudeBatchQualifier
-from tam.adapters.claude_forecast import ClaudeUsageForecaster
-from tam.adapters.dramatiq_dispatch import ACTOR_NAMES, QUEUE, DramatiqJobDispatcher, build_redis_broker
+# Only these adapters are imported with the module; a store's, a dispatcher's or a live vendor's adapter
+# (supabase, asyncpg, redis, dramatiq, the Claude SDK...) only when the settings select it, so a
+# `tam` command does not pay a second of imports for clients it never opens.
+from tam.adapters import memory, sandbox
 from tam.adapters.inprocess_dispatch import InProcessJobDispatcher
 from tam.adapters.metrics import PrometheusCallObserver, PrometheusExposition, forget_exited_processes
 from tam.adapters.pacer import paces
-from tam.adapters.redis_limiter import RedisLimiter
 from tam.domain.model import Job, JobType
 from tam.domain.pricing import PriceTable
 from tam.domain.services.contacts import FindContacts
@@ -37,7 +36,11 @@ from tam.ports.runtime import Clock, JobDispatcher, Pacer
 from tam.ports.storage import Store
 from tam.settings import Settings
 
-__all__ = ["ACTOR_NAMES", "QUEUE", "Services", "forget_exited_processes", "migrator", "open_services", "run_job"]
+if TYPE_CHECKING:
+    from tam.adapters.postgres import PostgresMigrator
+    from tam.adapters.sqlite import SqliteMigrator
+
+__all__ = ["Services", "dramatiq_routes", "forget_exited_processes", "migrator", "open_services", "run_job"]
 A = TypeVar("A")
 
 
@@ -47,22 +50,35 @@ def open_store(s: Settings) -> AbstractAsyncContextManager[Store]:
     if s.tam_store == "memory":
         return memory.open_store()
     if s.tam_store == "sqlite":
+        from tam.adapters import sqlite
+
         return sqlite.open_store(s.tam_sqlite_path)
     if s.tam_store == "postgres":
+        from tam.adapters import postgres
+
         return postgres.open_store(s.required("database_url", need))
+    from tam.adapters import supabase
+
     return supabase.open_store(s.required("supabase_url", need), s.required("supabase_service_role_key", need))
 
 
-def migrator(s: Settings) -> sqlite.SqliteMigrator | postgres.PostgresMigrator:
+def migrator(s: Settings) -> SqliteMigrator | PostgresMigrator:
     """`tam migrate`: Supabase's schema is the same SQL, applied through its Postgres connection string."""
     if s.tam_store == "sqlite":
-        return sqlite.SqliteMigrator(s.tam_sqlite_path)
-    return postgres.PostgresMigrator(s.required("database_url", f"needed with TAM_STORE={s.tam_store}"))
+        from tam.adapters.sqlite import SqliteMigrator
+
+        return SqliteMigrator(s.tam_sqlite_path)
+    from tam.adapters.postgres import PostgresMigrator
+
+    return PostgresMigrator(s.required("database_url", f"needed with TAM_STORE={s.tam_store}"))
 
 
 def _live_vendors(s: Settings, stack: contextlib.AsyncExitStack) -> Vendors:
     """Built without checking keys: a missing key fails the first call (and so only the job that needs
     it) with a CredentialError naming the variable. `reader` builds requests and reads answers only."""
+    from tam.adapters import brightdata, claude, discolike, prospeo
+    from tam.adapters.claude_batches import ClaudeBatchQualifier
+    from tam.adapters.claude_forecast import ClaudeUsageForecaster
 
     def live(adapter: A) -> A:  # a client-owning adapter: its connections close with the services
         stack.push_async_callback(adapter.aclose)  # type: ignore[attr-defined]
@@ -138,6 +154,8 @@ async def open_services(
         sandboxed = (clock, s.tam_sandbox_seed, s.tam_sandbox_latency, s.tam_sandbox_fault_rate)
         v = sandbox.sandbox_vendors(*sandboxed) if s.tam_providers == "sandbox" else _live_vendors(s, stack)
         if limiter is None and s.redis_url:  # limits hold across every worker process, else within this one
+            from tam.adapters.redis_limiter import RedisLimiter
+
             limiter = redis = RedisLimiter(s.redis_url, paces(s.concurrency, s.rate_limits))
             stack.push_async_callback(redis.aclose)
         limiter = limiter or memory.LocalLimiter(paces(s.concurrency, s.rate_limits))
@@ -148,9 +166,11 @@ async def open_services(
         run = runner_settings or s.runner_settings()
         runner = JobRunner(st.jobs, st.projects, _steps(s, st, v, clock), limiter, clock, run, tally, prices=prices)
         attempt = JobLogContext(JobAttempt(st.jobs, runner, clock, s.attempt_policy()), st.jobs, hb)
-        if dispatcher is None:
-            embedded = InProcessJobDispatcher
-            dispatcher = DramatiqJobDispatcher(redis_broker(s)) if s.redis_url else embedded(attempt, s.time_limit)
+        if dispatcher is None and s.redis_url:
+            from tam.adapters.dramatiq_dispatch import DramatiqJobDispatcher
+
+            dispatcher = DramatiqJobDispatcher(redis_broker(s))
+        dispatcher = dispatcher or InProcessJobDispatcher(attempt, s.time_limit)
         stack.push_async_callback(dispatcher.aclose)  # first to close: embedded jobs stop (they stay `running`)
         dispatch = DispatchJob(st.jobs, st.projects, dispatcher, clock, heartbeat_timeout=hb)
         yield Services(
@@ -163,8 +183,17 @@ async def open_services(
 
 def redis_broker(s: Settings) -> Any:
     """The Dramatiq broker on REDIS_URL, without actors (`tam worker` declares them)."""
+    from tam.adapters.dramatiq_dispatch import build_redis_broker
+
     url = s.required("redis_url", "the job broker")
     return build_redis_broker(url, int(s.tam_worker_heartbeat_timeout * 1000))
+
+
+def dramatiq_routes() -> tuple[dict[JobType, str], str]:
+    """The Dramatiq actor name of each job type and their queue, shared by the dispatcher and `tam worker`."""
+    from tam.adapters.dramatiq_dispatch import ACTOR_NAMES, QUEUE
+
+    return ACTOR_NAMES, QUEUE
 
 
 async def run_job(services: Services, job_id: UUID, time_limit: float | None = None) -> Job:

@@ -12,14 +12,6 @@ from tam.adapters.http import VendorHttp, excerpt, is_account_problem, parse_ret
 from tam.domain.model import CredentialError, PermanentItemError, TransientProviderError, Usage
 from tam.ports.providers import LinkedinCheck, LinkedinChecker, LinkedinChecks, LinkedinTarget
 
-# Bright Data blocks an IP that gets 25 or more 429s within 5 minutes, until support lifts it
-# (docs.brightdata.com/products/scrapers/limits): the pacer stops well before, across every worker.
-REFUSAL_GUARD = (10, 300.0)
-GUARD_REASON = (
-    "Bright Data answered {most} 429s (too many requests) within {minutes:g} minutes; calls to it are paused "
-    "so that it does not block this IP (it blocks at 25)"
-)
-
 PROVIDER = "Bright Data"
 SETTING = "BRIGHT_DATA_API_KEY"
 DEFAULT_BASE_URL = "https://api.brightdata.com"

@@ -34,7 +34,6 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 from typing import Protocol
 
-from tam.adapters.brightdata import GUARD_REASON, REFUSAL_GUARD
 from tam.domain.model import (
     NO_LIMITS,
     NO_SIGNAL,
@@ -46,6 +45,15 @@ from tam.domain.model import (
     RateLimits,
     RateSignal,
 )
+
+# Bright Data blocks an IP that gets 25 or more 429s within 5 minutes, until support lifts it
+# (docs.brightdata.com/products/scrapers/limits): the pacer stops well before, across every worker.
+REFUSAL_GUARD = (10, 300.0)
+GUARD_REASON = (
+    "Bright Data answered {most} 429s (too many requests) within {minutes:g} minutes; calls to it are paused "
+    "so that it does not block this IP (it blocks at 25)"
+)
+
 
 log = logging.getLogger(__name__)
 

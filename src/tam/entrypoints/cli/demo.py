@@ -8,6 +8,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 from uuid import UUID
 
 import typer
@@ -23,10 +24,12 @@ from rich.progress import (
 )
 from rich.table import Column, Table
 
-from tam.containers import Services, open_services, run_job
 from tam.domain.model import Job, JobType, Project, QualificationStatus
 from tam.ports.storage import JobRepo
 from tam.settings import Settings
+
+if TYPE_CHECKING:
+    from tam.containers import Services
 
 SAMPLE = Project(
     name="Demo: mid-market B2B SaaS",
@@ -106,6 +109,8 @@ def register(app: typer.Typer) -> None:
 
 
 async def run_demo(settings: Settings, kept: bool = False) -> list[StepResult]:
+    from tam.containers import open_services, run_job
+
     console = Console()
     runner = dataclasses.replace(settings.runner_settings(), flush_interval=REFRESH)
     async with open_services(settings, runner_settings=runner) as services:

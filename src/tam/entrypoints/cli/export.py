@@ -10,14 +10,16 @@ import tempfile
 from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 import typer
 
-from tam.containers import Services
 from tam.domain.model import Company, Contact, EmailStatus, QualificationStatus
 from tam.entrypoints.cli.session import ensure_project, fail, opened, parse_id, run
+
+if TYPE_CHECKING:
+    from tam.containers import Services
 
 PAGE = 500
 

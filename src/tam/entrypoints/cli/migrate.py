@@ -7,7 +7,6 @@ import sys
 
 import typer
 
-from tam.containers import migrator
 from tam.domain.model import TamError
 from tam.entrypoints.cli.session import load_settings
 
@@ -16,6 +15,8 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def migrate() -> None:
         """Apply the schema migrations not applied yet (safe to run again)."""
+        from tam.containers import migrator
+
         settings = load_settings()
         try:
             if settings.tam_store == "memory":

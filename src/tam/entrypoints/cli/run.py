@@ -9,16 +9,19 @@ import signal
 import sys
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 from uuid import UUID
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from tam.containers import Services
 from tam.domain.model import Conflict, InvalidInput, Job, JobStatus, JobType
 from tam.domain.services.estimate import Estimate
 from tam.entrypoints.cli.session import ensure_project, fail, load_settings, opened, parse_id, run, wide_console
 from tam.ports.storage import JobRepo
+
+if TYPE_CHECKING:
+    from tam.containers import Services
 
 POLL_INTERVAL = 0.25  # the job row is read about four times a second
 INTERRUPTED = 130

@@ -7,16 +7,18 @@ import contextlib
 import os
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 from uuid import UUID
 
 import typer
 from rich.console import Console
 
-from tam.containers import Services, open_services
 from tam.domain.model import NotFound, TamError
 from tam.settings import ConfigurationError, Settings
 from tam.settings import load_settings as checked_settings
+
+if TYPE_CHECKING:  # the composition root is imported by the commands that open the services, not by `--help`
+    from tam.containers import Services
 
 T = TypeVar("T")
 
@@ -47,6 +49,8 @@ def load_settings() -> Settings:
 @contextlib.asynccontextmanager
 async def opened(settings: Settings | None = None, **overrides: Any) -> AsyncIterator[Services]:
     """The services, their store and clients open for the length of a command."""
+    from tam.containers import open_services
+
     async with open_services(settings or load_settings(), **overrides) as services:
         yield services
 

@@ -18,7 +18,7 @@ import dramatiq
 from dramatiq.asyncio import get_event_loop_thread
 from dramatiq.middleware import AsyncIO, CurrentMessage
 
-from tam.containers import ACTOR_NAMES, QUEUE, Services, open_services, redis_broker
+from tam.containers import Services, dramatiq_routes, open_services, redis_broker
 from tam.domain.model import JobType
 from tam.domain.services.dispatch import AttemptEnd
 from tam.entrypoints.worker.supervisor import die_with_parent
@@ -26,6 +26,8 @@ from tam.logs import configure_logging, level_from_env, secrets_of
 from tam.settings import Settings
 
 log = logging.getLogger(__name__)
+
+ACTOR_NAMES, QUEUE = dramatiq_routes()  # the names the API's dispatcher sends to
 
 # Dramatiq never retries a message itself: JobAttempt owns attempts, time limits and poison jobs, and
 # a message that raised would only land in the dead-letter queue. An attempt that ends resumable at once
