@@ -307,13 +307,24 @@ class PacedSlots:
             batch = batch[: self._batch]
             releases, lane.pending = lane.pending, []
             lane.released.clear()
+            call = self._state.admit(provider, budget, [(a.token, a.cost) for a in batch], releases)
+            # A shared state's round trip runs as a task of its own, so that a cancelled caller can still
+            # see what it decided; the in-memory state decides without suspending (and at once).
+            trip = asyncio.ensure_future(call) if self._state.shared else None
             try:
                 self.round_trips += 1
                 lane.asking = True
-                decisions = await self._state.admit(provider, budget, [(a.token, a.cost) for a in batch], releases)
+                decisions = await (asyncio.shield(trip) if trip is not None else call)
                 failing_since = None
             except asyncio.CancelledError:
+                # The round trip may already have granted leases (ours and those behind us): finish it
+                # while we still hold the turn, record what it decided (our own lease then goes back in
+                # `slot`), then stop. Dropping it would leave those leases held until their TTL.
                 lane.pending[:0] = releases  # perhaps not applied: applying them twice is harmless
+                if trip is not None:
+                    with contextlib.suppress(Exception):
+                        self._record(lane, provider, batch, await trip, loop.time())
+                self._flush_soon(lane, provider, self._flush_delay)  # nobody else may carry them
                 raise
             except StateUnreachable as exc:
                 lane.pending[:0] = releases  # not applied: they travel with the next try
@@ -329,20 +340,8 @@ class PacedSlots:
                 continue
             finally:
                 lane.asking = False
-            now = loop.time()
+            self._record(lane, provider, batch, decisions, loop.time())
             first = decisions[0]
-            if first.started:
-                lane.clock_offset = first.started - now * 1000
-            all_ours = self._state.shared and first.status is Status.FULL and first.others == 0
-            lane.all_ours_at = now if all_ours else None
-            for a, decision in zip(batch, decisions, strict=False):
-                if decision.status is Status.ADMITTED:
-                    self.admitted += 1
-                    lane.in_flight += 1
-                    a.decision, a.start = decision, now + decision.wait
-                    self._forget(lane, [a])
-                    if a.gone:  # left while we asked: the slot goes straight back
-                        self._give_back(lane, provider, Release(a.token, decision.started, charged=decision.charged))
             if first.status is Status.ADMITTED:
                 return
             if first.status is Status.GUARDED:  # holds every caller: they all hear it now
@@ -364,6 +363,24 @@ class PacedSlots:
                 wait, pause = pause, min(pause * 1.5, self._poll_max)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(lane.released.wait(), wait)
+
+    def _record(
+        self, lane: _Lane, provider: str, batch: Sequence[_Ask], decisions: Sequence[Decision], now: float
+    ) -> None:
+        """What one admission round trip decided for the callers it asked for."""
+        first = decisions[0]
+        if first.started:
+            lane.clock_offset = first.started - now * 1000
+        all_ours = self._state.shared and first.status is Status.FULL and first.others == 0
+        lane.all_ours_at = now if all_ours else None
+        for a, decision in zip(batch, decisions, strict=False):
+            if decision.status is Status.ADMITTED:
+                self.admitted += 1
+                lane.in_flight += 1
+                a.decision, a.start = decision, now + decision.wait
+                self._forget(lane, [a])
+                if a.gone:  # left while we asked: the slot goes straight back
+                    self._give_back(lane, provider, Release(a.token, decision.started, charged=decision.charged))
 
     @staticmethod
     def _forget(lane: _Lane, decided: Sequence[_Ask]) -> None:
@@ -391,8 +408,10 @@ class PacedSlots:
             release = replace(release, kept=True)
         lane.pending.append(release)
         lane.released.set()
-        if lane.flush is None or lane.flush.done():
-            delay = 0.0 if release.throttled else self._flush_delay  # a 429 must slow everyone at once
+        self._flush_soon(lane, provider, 0.0 if release.throttled else self._flush_delay)  # a 429 at once
+
+    def _flush_soon(self, lane: _Lane, provider: str, delay: float) -> None:
+        if lane.pending and (lane.flush is None or lane.flush.done()):
             lane.flush = asyncio.get_running_loop().create_task(self._flush(lane, provider, delay))
 
     def _all_ours_for(self, lane: _Lane) -> float:
@@ -438,10 +457,12 @@ class PacedSlots:
 
     async def drain(self) -> None:
         """Waits until every release was sent (tests, shutdown)."""
-        for lane in list(self._lanes.values()):
-            if lane.flush is not None:
+        for provider, lane in list(self._lanes.items()):
+            self._flush_soon(lane, provider, 0.0)  # releases put back by a cancelled admission too
+            while lane.flush is not None and not lane.flush.done():
                 with contextlib.suppress(Exception):
                     await lane.flush
+                self._flush_soon(lane, provider, 0.0)
 
     async def aclose(self) -> None:
         if self._loop is asyncio.get_running_loop():
