@@ -283,6 +283,31 @@ def finished(rig: Rig, job_id: str, timeout: float = 120) -> JobRow:
     return wait_for(lambda: (row := rig.pg.job(job_id)).status != "running" and row, timeout, what="job finished")
 
 
+@dataclass
+class Running:
+    """A qualify job started through the API and sampled, with its Claude calls logged."""
+
+    project_id: str
+    domains: list[str]
+    calls: CallLog
+    job_id: str
+    sampler: Sampler
+
+
+def running(rig: Rig, tag: str, done: int = 40) -> Running:
+    """Seeds a project, starts its qualify job and waits until `done` companies are done."""
+    project_id, domains = seed(rig, tag)
+    calls = CallLog(rig)
+    job_id = start_job(rig, project_id)
+    sampler = Sampler(rig.admin_url, job_id)
+    wait_progress(rig, job_id, done)
+    return Running(project_id, domains, calls, job_id, sampler)
+
+
+def next_attempt(rig: Rig, job_id: str, after: JobRow, what: str) -> JobRow:
+    return wait_for(lambda: (row := rig.pg.job(job_id)).attempts > after.attempts and row, 60, what=what)
+
+
 def assert_outcome(
     rig: Rig,
     project_id: str,
@@ -384,11 +409,8 @@ class CallLog:
 
 
 def test_database_unavailable_for_15_s(rig: Rig) -> None:
-    project_id, domains = seed(rig, "dbout")
-    calls = CallLog(rig)
-    job_id = start_job(rig, project_id)
-    sampler = Sampler(rig.admin_url, job_id)
-    wait_progress(rig, job_id, 40)
+    run = running(rig, "dbout")
+    job_id = run.job_id
     rig.db.off()
     off_at = time.monotonic()
     time.sleep(15)
@@ -397,75 +419,64 @@ def test_database_unavailable_for_15_s(rig: Rig) -> None:
     before = rig.pg.job(job_id).items_done
     moving = wait_for(lambda: (row := rig.pg.job(job_id)).items_done > before and row, 60, what="progress again")
     job = finished(rig, job_id)
-    samples = sampler.stop()
+    samples = run.sampler.stop()
     report(
         f"database away 15 s: progress again {moving.t - on_at:.1f} s after it returned; job completed "
         f"{job.t - on_at:.1f} s after ({job.t - off_at:.0f} s after the outage began), attempts {job.attempts}"
     )
-    assert_outcome(rig, project_id, domains, job, samples, calls, off_at)
+    assert_outcome(rig, run.project_id, run.domains, job, samples, run.calls, off_at)
 
 
 def test_redis_stopped_for_20_s(rig: Rig) -> None:
-    project_id, domains = seed(rig, "redisout")
-    calls = CallLog(rig)
-    job_id = start_job(rig, project_id)
-    sampler = Sampler(rig.admin_url, job_id)
-    wait_progress(rig, job_id, 40)
+    run = running(rig, "redisout")
+    job_id = run.job_id
     rig.redis.stop()
     off_at = time.monotonic()
     time.sleep(20)
     rig.redis.start()
     on_at = time.monotonic()
     job = finished(rig, job_id)
-    samples = sampler.stop()
+    samples = run.sampler.stop()
     report(
         f"Redis stopped 20 s: job completed {job.t - on_at:.1f} s after Redis returned "
         f"({job.t - off_at:.0f} s after it stopped), attempts {job.attempts}"
     )
-    assert_outcome(rig, project_id, domains, job, samples, calls, off_at)
+    assert_outcome(rig, run.project_id, run.domains, job, samples, run.calls, off_at)
 
 
 def test_sigkill_of_the_worker_child_running_the_job(rig: Rig) -> None:
-    project_id, domains = seed(rig, "childkill")
-    calls = CallLog(rig)
-    job_id = start_job(rig, project_id)
-    sampler = Sampler(rig.admin_url, job_id)
-    wait_progress(rig, job_id, 40)
+    run = running(rig, "childkill")
+    job_id = run.job_id
     victim = rig.holder(job_id)
     os.kill(victim, signal.SIGKILL)
     killed_at = time.monotonic()
     at_kill = rig.pg.job(job_id)
-    moving = wait_for(lambda: (row := rig.pg.job(job_id)).attempts > at_kill.attempts and row, 60, what="a new attempt")
+    moving = next_attempt(rig, job_id, at_kill, "a new attempt")
     job = finished(rig, job_id)
-    samples = sampler.stop()
+    samples = run.sampler.stop()
     # the supervisor replaced the child: both workers have one again
     wait_for(lambda: len(rig.worker_children()) == 2, 30, what="the killed child replaced")
     report(
         f"SIGKILL of the worker child: new attempt {moving.t - killed_at:.1f} s later, job completed "
         f"{job.t - killed_at:.1f} s after the kill (heartbeat timeout {HEARTBEAT_TIMEOUT} s)"
     )
-    assert_outcome(rig, project_id, domains, job, samples, calls, killed_at)
+    assert_outcome(rig, run.project_id, run.domains, job, samples, run.calls, killed_at)
 
 
 def test_sigstop_past_the_heartbeat_timeout_then_sigcont(rig: Rig) -> None:
-    project_id, domains = seed(rig, "paused")
-    calls = CallLog(rig)
-    job_id = start_job(rig, project_id)
-    sampler = Sampler(rig.admin_url, job_id)
-    wait_progress(rig, job_id, 40)
+    run = running(rig, "paused")
+    job_id = run.job_id
     victim = rig.holder(job_id)
     os.kill(victim, signal.SIGSTOP)
     stopped_at = time.monotonic()
     at_stop = rig.pg.job(job_id)
     try:
-        taken = wait_for(
-            lambda: (row := rig.pg.job(job_id)).attempts > at_stop.attempts and row, 60, what="a successor"
-        )
+        taken = next_attempt(rig, job_id, at_stop, "a successor")
         progressed = wait_progress(rig, job_id, taken.items_done + 20)
     finally:
         os.kill(victim, signal.SIGCONT)
     job = finished(rig, job_id)
-    samples = sampler.stop()
+    samples = run.sampler.stop()
     report(
         f"SIGSTOP past the heartbeat timeout: successor attempt {taken.t - stopped_at:.1f} s after the stop, "
         f"job completed {job.t - stopped_at:.1f} s after it; the resumed holder stood down"
@@ -477,7 +488,7 @@ def test_sigstop_past_the_heartbeat_timeout_then_sigcont(rig: Rig) -> None:
     # The paused holder's calls in flight were answered (and paid) while it slept; the successor asks
     # about those companies again (at most the window). Once resumed, the holder checks its lease
     # before any new call, and stands down.
-    assert_outcome(rig, project_id, domains, job, samples, calls, stopped_at)
+    assert_outcome(rig, run.project_id, run.domains, job, samples, run.calls, stopped_at)
 
 
 def test_two_jobs_of_one_type_dispatched_together(rig: Rig) -> None:
